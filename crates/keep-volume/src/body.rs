@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use keep_locator::BlockHash;
-use md5::{Digest, Md5};
+
+use crate::check::ContentCheck;
 
 /// The largest block a volume stores: 64 MiB.
 pub const MAX_BLOCK_SIZE: u64 = 1 << 26;
@@ -18,10 +19,6 @@ pub const MAX_BLOCK_SIZE: u64 = 1 << 26;
 /// The size of the chunks that bodies are gathered into before they are
 /// hashed and written, and that backends read blocks in.
 pub const CHUNK_SIZE: usize = 1 << 20;
-
-/// Chunks at least this large are hashed on a blocking thread so the async
-/// workers stay responsive.
-const OFFLOAD_HASH_AT: usize = 128 << 10;
 
 /// A stream of raw body bytes, as the HTTP layer receives them.
 pub type ChunkStream = BoxStream<'static, Result<Bytes, BodyError>>;
@@ -59,7 +56,7 @@ pub struct BlockBody {
     expected: BlockHash,
     declared: Option<u64>,
     stream: ChunkStream,
-    hasher: Option<Md5>,
+    check: ContentCheck,
     received: u64,
     eof: bool,
     finished: bool,
@@ -84,7 +81,7 @@ impl BlockBody {
             expected,
             declared,
             stream,
-            hasher: Some(Md5::new()),
+            check: ContentCheck::new(),
             received: 0,
             eof: false,
             finished: false,
@@ -178,27 +175,10 @@ impl BlockBody {
             (None, first) => first,
         };
         if let Some(chunk) = chunk {
-            self.hash(chunk.clone()).await;
+            self.check.update(&chunk).await;
             return Ok(Some(chunk));
         }
         self.finish()
-    }
-
-    async fn hash(&mut self, chunk: Bytes) {
-        let mut hasher = self.hasher.take().unwrap_or_default();
-        if chunk.len() >= OFFLOAD_HASH_AT {
-            let on_thread = tokio::task::spawn_blocking(move || {
-                hasher.update(&chunk);
-                hasher
-            });
-            hasher = match on_thread.await {
-                Ok(h) => h,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
-        } else {
-            hasher.update(&chunk);
-        }
-        self.hasher = Some(hasher);
     }
 
     fn finish(&mut self) -> Result<Option<Bytes>, BodyError> {
@@ -210,8 +190,7 @@ impl BlockBody {
                 received: self.received,
             });
         }
-        let digest: [u8; 16] = self.hasher.take().unwrap_or_default().finalize().into();
-        let actual = BlockHash::from_bytes(digest);
+        let actual = std::mem::take(&mut self.check).finish();
         if actual != self.expected {
             return Err(BodyError::HashMismatch {
                 expected: self.expected,

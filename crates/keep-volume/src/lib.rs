@@ -15,6 +15,7 @@
 //! S3 backend lives in its own crate and implements [`Volume`] from outside.
 
 pub mod body;
+mod check;
 pub mod conformance;
 pub mod crashsafe;
 pub mod directory;
@@ -22,6 +23,7 @@ mod error;
 mod volume;
 
 pub use body::{BlockBody, BodyError, CHUNK_SIZE, ChunkStream, MAX_BLOCK_SIZE};
+pub use check::ContentCheck;
 pub use error::VolumeError;
 pub use volume::{
     BlockReader, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams, VolumeStatus,
