@@ -111,7 +111,7 @@ impl FileConfig {
                 .span()
                 .and_then(|s| text.get(..s.start))
                 .map(|before| {
-                    let line = before.lines().count().max(1);
+                    let line = before.matches('\n').count() + 1;
                     format!("line {line}")
                 })
                 .unwrap_or_else(|| "(syntax)".into());
