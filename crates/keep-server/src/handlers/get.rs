@@ -4,9 +4,9 @@
 //! Architecture invariant: corrupt content is never delivered as a success.
 //! A block that fits in one chunk is verified before the answer starts, so a
 //! corrupt copy is moved aside and the next volume tried. A larger block is
-//! verified as it streams; if its hash fails at the end, the connection is
-//! aborted before the body completes (the client sees a short read), and the
-//! copy is moved aside.
+//! verified as it streams, with its last chunk held back until the hash is
+//! checked: if it fails, the connection is aborted before the body
+//! completes (the client sees a short read), and the copy is moved aside.
 
 use std::sync::Arc;
 
@@ -179,28 +179,36 @@ struct Verifying {
 type Item = Result<Frame<Bytes>, keep_http::BoxError>;
 
 impl Verifying {
+    /// The block's chunks, each sent only once the next one has been read,
+    /// and the last one only once the whole block has verified: so a block
+    /// whose hash fails never completes, and the client sees a short read.
     fn into_stream(self) -> impl futures::Stream<Item = Item> + Send + 'static {
-        futures::stream::unfold(Some(self), |state| async move {
-            let mut st = state?;
-            match st.reader.chunks.next().await {
-                Some(Ok(chunk)) => {
-                    st.check.update(&chunk).await;
-                    if st.check.len() > st.size {
-                        return Some((Err(st.fail().await), None));
+        futures::stream::unfold(Some((self, None::<Bytes>)), |state| async move {
+            let (mut st, mut held) = state?;
+            loop {
+                match st.reader.chunks.next().await {
+                    Some(Ok(chunk)) => {
+                        st.check.update(&chunk).await;
+                        if st.check.len() > st.size {
+                            return Some((Err(st.fail().await), None));
+                        }
+                        if let Some(out) = held.replace(chunk) {
+                            st.node.metrics().bytes_out.inc_by(out.len() as u64);
+                            return Some((Ok(Frame::data(out)), Some((st, held))));
+                        }
                     }
-                    st.node.metrics().bytes_out.inc_by(chunk.len() as u64);
-                    Some((Ok(Frame::data(chunk)), Some(st)))
-                }
-                Some(Err(e)) => {
-                    let err = read_error(&st.node, &st.vol, e);
-                    Some((Err(err.message.into()), None))
-                }
-                None => {
-                    let whole = st.check.len() == st.size;
-                    if whole && std::mem::take(&mut st.check).finish() == st.hash {
-                        None
-                    } else {
-                        Some((Err(st.fail().await), None))
+                    Some(Err(e)) => {
+                        let err = read_error(&st.node, &st.vol, e);
+                        return Some((Err(err.message.into()), None));
+                    }
+                    None => {
+                        let whole = st.check.len() == st.size;
+                        if !(whole && std::mem::take(&mut st.check).finish() == st.hash) {
+                            return Some((Err(st.fail().await), None));
+                        }
+                        let out = held.take()?;
+                        st.node.metrics().bytes_out.inc_by(out.len() as u64);
+                        return Some((Ok(Frame::data(out)), None));
                     }
                 }
             }
