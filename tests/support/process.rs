@@ -46,7 +46,8 @@ pub struct NodeOptions {
     pub args: Vec<String>,
     /// A config file's text (written beside the node and passed with `-c`).
     pub config: Option<String>,
-    /// Volumes (default: one directory volume `vol0` in the node's folder).
+    /// Volumes (default: one directory volume `vol0` in the node's folder,
+    /// unless a config file is given, whose volumes then count).
     pub volumes: Vec<PathBuf>,
 }
 
@@ -68,10 +69,9 @@ impl Keepstore {
     /// Starts a node in `dir` with `opts` and waits until it listens.
     pub fn start(dir: &Path, opts: NodeOptions) -> Keepstore {
         std::fs::create_dir_all(dir).expect("node dir");
-        let volumes = if opts.volumes.is_empty() {
-            vec![dir.join("vol0")]
-        } else {
-            opts.volumes.clone()
+        let volumes = match (opts.volumes.is_empty(), opts.config.is_some()) {
+            (true, false) => vec![dir.join("vol0")],
+            _ => opts.volumes.clone(),
         };
         let mut node = Keepstore {
             child: None,
