@@ -12,12 +12,13 @@ pub struct ClusterKey(Vec<u8>);
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The file could not be read.
-    #[error("cannot read cluster key file {path}: {source}")]
+    #[error("cannot read cluster key file {}: {error}", path.display())]
     Read {
         /// The key file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (kept in the message, not as a source, so it is
+        /// shown once).
+        error: std::io::Error,
     },
     /// The file (or the bytes given) held no key.
     #[error("cluster key {origin} is empty")]
@@ -42,9 +43,9 @@ impl ClusterKey {
     /// Reads the key from `path`: the whole file, less one trailing line
     /// ending (`\n` or `\r\n`), so `echo secret > file` works.
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        let mut bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+        let mut bytes = std::fs::read(path).map_err(|error| KeyError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
@@ -58,6 +59,35 @@ impl ClusterKey {
             });
         }
         Ok(ClusterKey(bytes))
+    }
+
+    /// Reads the key from `path`, first writing a fresh random one there
+    /// (64 hex characters, mode 0600) if the file does not exist. Returns
+    /// the key and whether it was created.
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |error| KeyError::Read {
+            path: path.to_owned(),
+            error,
+        };
+        let created = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(mut file) => {
+                let secret = hex::encode(rand::Rng::random::<[u8; 32]>(&mut rand::rng()));
+                file.write_all(format!("{secret}\n").as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(err)?;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(err(e)),
+        };
+        Ok((Self::from_file(path)?, created))
     }
 
     /// The key's bytes, for keying the HMAC.
@@ -98,6 +128,21 @@ mod tests {
             ClusterKey::from_file(&dir.path().join("missing")),
             Err(KeyError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn load_or_create_keeps_the_first_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster-key");
+        let (first, created) = ClusterKey::load_or_create(&path).unwrap();
+        assert!(created);
+        assert_eq!(first.as_bytes().len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, created) = ClusterKey::load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(again.as_bytes(), first.as_bytes());
     }
 
     #[test]

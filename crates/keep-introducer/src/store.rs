@@ -41,10 +41,10 @@ pub enum Outcome {
 
 /// The table could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
-#[error("introducer state {path}: {source}")]
+#[error("introducer state {}: {error}", path.display())]
 pub struct StoreError {
     path: PathBuf,
-    source: std::io::Error,
+    error: std::io::Error,
 }
 
 /// The file's layout.
@@ -78,9 +78,9 @@ impl Store {
     /// (publishers send theirs again). Blocking.
     pub fn open(state_dir: &Path, key: &ClusterKey) -> Result<Self, StoreError> {
         let path = state_dir.join(STATE_FILE);
-        let err = |source| StoreError {
+        let err = |error| StoreError {
             path: state_dir.join(STATE_FILE),
-            source,
+            error,
         };
         std::fs::create_dir_all(state_dir).map_err(err)?;
         let file = match crashsafe::read_optional(&path).map_err(err)? {
@@ -139,7 +139,7 @@ impl Store {
             _ => self.snap.table.insert(key.clone(), ann),
         };
         *self.snap.versions.entry(key.0.clone()).or_default() += 1;
-        if let Err(source) = self.save() {
+        if let Err(error) = self.save() {
             *self.snap.versions.entry(key.0.clone()).or_default() -= 1;
             match previous {
                 Some(prev) => self.snap.table.insert(key, prev),
@@ -147,7 +147,7 @@ impl Store {
             };
             return Err(StoreError {
                 path: self.path.clone(),
-                source,
+                error,
             });
         }
         Ok(Outcome::Accepted)

@@ -117,6 +117,10 @@ impl Worker {
                         }
                         self.shared.merge(list);
                         token = Some(version).filter(|v| !v.is_empty());
+                        if token.is_none() {
+                            // Not an introducer that long-polls: do not spin.
+                            self.sleep(self.timing.retry_max).await;
+                        }
                     }
                     Err(e) => {
                         if self.connected.load(Ordering::Relaxed) {
@@ -180,8 +184,13 @@ impl Worker {
             .saturating_mul(1 << failures.saturating_sub(1).min(16))
             .min(self.timing.retry_max);
         let jitter = rand::rng().random_range(0.5..1.0);
+        self.sleep(exp.mul_f64(jitter)).await;
+    }
+
+    /// Sleeps for `d`, or until the client stops.
+    async fn sleep(&self, d: Duration) {
         tokio::select! {
-            () = tokio::time::sleep(exp.mul_f64(jitter)) => {}
+            () = tokio::time::sleep(d) => {}
             () = self.cancel.cancelled() => {}
         }
     }
