@@ -62,7 +62,8 @@
 //!   - `409 replay`: seqnum not above the stored one; `stored_seqnum` says
 //!     which the introducer keeps;
 //!   - `403 bad_signature`: unsigned, or not signed with the cluster key;
-//!   - `400 invalid` (a field's shape) or `400 malformed` (not JSON);
+//!   - `400 invalid` (a field's shape), `400 malformed` (not JSON) or
+//!     `413 malformed` (body over 64 KiB);
 //!   - `500 error`: the table could not be saved; try again.
 //! - `GET /v1/announcements?service=NAME` answers a JSON array of the
 //!   service's current signed announcements, ordered by uuid. `service` may

@@ -328,6 +328,33 @@ async fn replay_refusal_makes_the_client_sign_above_it() {
     intro.stop().await;
 }
 
+/// The node's shutdown token stops the client's background tasks, and the
+/// cache holds what was known.
+#[tokio::test]
+async fn the_nodes_cancel_token_stops_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let intro = TestIntroducer::start(&dir.path().join("intro")).await;
+    let node_shutdown = tokio_util::sync::CancellationToken::new();
+    let state = dir.path().join("a");
+    let a =
+        IntroducerClient::start_with_cancel(client_config(&[&intro.url], &state), &node_shutdown)
+            .await
+            .unwrap();
+    a.subscribe_to(UPLOAD_STORAGE);
+    a.publish(&node(3), &BOTH).await.unwrap();
+    until("published", || async {
+        listed(&intro.url, UPLOAD_STORAGE).await == vec![uuid(3)]
+    })
+    .await;
+    node_shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), a.shutdown())
+        .await
+        .expect("tasks already stopping");
+    let cache = std::fs::read_to_string(state.join(keep_introducer::client::CACHE_FILE)).unwrap();
+    assert!(cache.contains(&uuid(3)), "{cache}");
+    intro.stop().await;
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();

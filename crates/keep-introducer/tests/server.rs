@@ -80,6 +80,9 @@ async fn bad_and_missing_signatures_are_refused_and_counted() {
 
     let (status, _, _) = http(Method::POST, &format!("{base}/v1/announce"), "{nope").await;
     assert_eq!(status, 400);
+    let huge = "x".repeat(66 * 1024);
+    let (status, _, _) = http(Method::POST, &format!("{base}/v1/announce"), &huge).await;
+    assert_eq!(status, 413);
     assert!(listed(&base, UPLOAD_STORAGE).await.is_empty());
 
     let (_, _, metrics) = http(Method::GET, &format!("{base}/metrics"), "").await;

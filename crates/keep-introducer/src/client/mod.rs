@@ -150,6 +150,16 @@ impl IntroducerClient {
     /// `config.state_dir`, then starts one worker per introducer and the
     /// cache writer. Must be called inside a tokio runtime.
     pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::start_with_cancel(config, &CancellationToken::new()).await
+    }
+
+    /// Like [`Self::start`], and the background tasks also stop (writing
+    /// the cache one last time) when `cancel` is cancelled: pass the node's
+    /// shutdown token.
+    pub async fn start_with_cancel(
+        config: ClientConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Self, ClientError> {
         for url in &config.introducers {
             transport::check_base(url).map_err(|reason| ClientError::BadUrl {
                 url: url.clone(),
@@ -158,7 +168,7 @@ impl IntroducerClient {
         }
         let shared =
             Arc::new(Shared::load(config.cluster_key.clone(), config.state_dir.clone()).await?);
-        let cancel = CancellationToken::new();
+        let cancel = cancel.child_token();
         let transport = Transport::new(config.request_timeout);
         let timing = Timing {
             poll_wait: config.poll_wait,

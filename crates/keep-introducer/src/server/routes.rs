@@ -60,12 +60,12 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             state.metrics.count("malformed");
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                None,
-                Some(e.to_string()),
-            );
+            let status = if e.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return reply(status, "malformed", None, Some(e.to_string()));
         }
     };
     let ann: SignedAnnouncement = match serde_json::from_slice(&bytes) {
@@ -84,7 +84,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         let uuid = &ann.announcement.uuid;
         if e.is_signature() {
             state.metrics.count("bad_signature");
-            tracing::warn!(%uuid, error = %e, "refused announcement");
+            tracing::warn!(?uuid, error = %e, "refused announcement");
             return reply(
                 StatusCode::FORBIDDEN,
                 "bad_signature",
