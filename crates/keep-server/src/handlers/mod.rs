@@ -1,0 +1,18 @@
+//! Request handlers, one file per group of routes.
+
+pub mod admin;
+mod dedup;
+pub mod get;
+pub mod index;
+pub mod put;
+
+use keep_locator::Locator;
+
+use crate::error::ApiError;
+
+/// The locator in a path `/{locator}` (400 when malformed).
+pub fn parse_locator(path: &str) -> Result<Locator, ApiError> {
+    let text = path.trim_start_matches('/');
+    text.parse::<Locator>()
+        .map_err(|e| ApiError::bad_request(format!("bad locator: {e}")))
+}

@@ -1,0 +1,200 @@
+//! Prometheus metrics of a node, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route name (`get_block`, `put_block`, `index`, ...).
+    pub route: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels naming a volume.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VolumeLabels {
+    /// The volume's uuid.
+    pub volume: String,
+}
+
+/// Labels naming an outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `ok`, `failed`, `skipped`, ...
+    pub outcome: String,
+}
+
+/// Every metric a node keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Finished requests.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request body bytes received.
+    pub bytes_in: Counter,
+    /// Response body bytes sent.
+    pub bytes_out: Counter,
+    /// Requests being handled.
+    pub in_flight: Gauge,
+    /// Volume operations that failed for a reason other than a missing block.
+    pub volume_errors: Family<VolumeLabels, Counter>,
+    /// Stored blocks found corrupt and moved aside.
+    pub corrupt_blocks: Family<VolumeLabels, Counter>,
+    /// Bytes of block buffers reserved.
+    pub buffer_bytes_reserved: Gauge,
+    /// Pull list entries by outcome.
+    pub pulls: Family<OutcomeLabels, Counter>,
+    /// Trash list entries by outcome.
+    pub trashes: Family<OutcomeLabels, Counter>,
+    /// Pull list entries queued.
+    pub pull_queue: Gauge,
+    /// Pull list entries being worked on.
+    pub pull_in_progress: Gauge,
+    /// Trash list entries queued.
+    pub trash_queue: Gauge,
+    /// Trash list entries being worked on.
+    pub trash_in_progress: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keepstore");
+        let m = Metrics {
+            requests: Family::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            in_flight: Gauge::default(),
+            volume_errors: Family::default(),
+            corrupt_blocks: Family::default(),
+            buffer_bytes_reserved: Gauge::default(),
+            pulls: Family::default(),
+            trashes: Family::default(),
+            pull_queue: Gauge::default(),
+            pull_in_progress: Gauge::default(),
+            trash_queue: Gauge::default(),
+            trash_in_progress: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Finished requests", m.requests.clone());
+        registry.register(
+            "request_body_bytes",
+            "Request body bytes received",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "response_body_bytes",
+            "Response body bytes sent",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being handled",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "volume_errors",
+            "Failed volume operations",
+            m.volume_errors.clone(),
+        );
+        registry.register(
+            "corrupt_blocks",
+            "Stored blocks found corrupt and moved aside",
+            m.corrupt_blocks.clone(),
+        );
+        registry.register(
+            "buffer_bytes_reserved",
+            "Bytes of block buffers reserved",
+            m.buffer_bytes_reserved.clone(),
+        );
+        registry.register("pulls", "Pull list entries by outcome", m.pulls.clone());
+        registry.register(
+            "trashes",
+            "Trash list entries by outcome",
+            m.trashes.clone(),
+        );
+        registry.register(
+            "pull_queue_length",
+            "Pull list entries queued",
+            m.pull_queue.clone(),
+        );
+        registry.register(
+            "pull_in_progress",
+            "Pull list entries being worked on",
+            m.pull_in_progress.clone(),
+        );
+        registry.register(
+            "trash_queue_length",
+            "Trash list entries queued",
+            m.trash_queue.clone(),
+        );
+        registry.register(
+            "trash_in_progress",
+            "Trash list entries being worked on",
+            m.trash_in_progress.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a failed operation on a volume.
+    pub fn volume_error(&self, uuid: &str) {
+        self.volume_errors
+            .get_or_create(&VolumeLabels {
+                volume: uuid.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_counters_with_labels() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                method: "GET".into(),
+                route: "get_block".into(),
+                status: 200,
+            })
+            .inc();
+        m.volume_error("zzzzz-nyw5e-000000000000000");
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "keepstore_requests_total{method=\"GET\",route=\"get_block\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "keepstore_volume_errors_total{volume=\"zzzzz-nyw5e-000000000000000\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

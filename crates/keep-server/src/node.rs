@@ -1,0 +1,236 @@
+//! A storage node: its identity, volumes, signing, budget and metrics.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keep_locator::{BlockHash, placement};
+use keep_volume::directory::{DirOptions, DirVolume};
+use keep_volume::{Volume, VolumeParams};
+
+use crate::budget::Budget;
+use crate::config::{Config, VolumeConfig, VolumeLocation};
+use crate::metrics::Metrics;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A volume could not be opened.
+    #[error("volume {location}: {source}")]
+    Volume {
+        /// Where the volume is.
+        location: String,
+        /// What failed.
+        source: keep_volume::VolumeError,
+    },
+    /// The node's own state could not be read or written.
+    #[error("state {path}: {source}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Something else in the configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A running node's shared state; handlers hold an `Arc<Node>`.
+#[derive(Debug)]
+pub struct Node {
+    uuid: String,
+    config: Config,
+    volumes: Vec<Arc<dyn Volume>>,
+    metrics: Arc<Metrics>,
+    budget: Budget,
+}
+
+impl Node {
+    /// Opens every configured volume and settles the node's uuid.
+    pub async fn open(config: Config) -> Result<Arc<Node>, StartError> {
+        let mut volumes: Vec<Arc<dyn Volume>> = Vec::new();
+        for vc in &config.volumes {
+            volumes.push(open_volume(vc, &config).await?);
+        }
+        let uuid = match &config.uuid {
+            Some(u) => u.clone(),
+            None => {
+                let dir = config
+                    .state_dir
+                    .clone()
+                    .or_else(|| {
+                        config.volumes.iter().find_map(|v| match &v.location {
+                            VolumeLocation::Directory(p) => Some(p.clone()),
+                            VolumeLocation::S3(_) => None,
+                        })
+                    })
+                    .ok_or_else(|| {
+                        StartError::Config(
+                            "a node without directory volumes needs --uuid or state_dir".into(),
+                        )
+                    })?;
+                std::fs::create_dir_all(&dir).map_err(|source| StartError::State {
+                    path: dir.clone(),
+                    source,
+                })?;
+                persistent_uuid(&dir.join(".keepstore-node-uuid"), "bi6l4")?
+            }
+        };
+        Ok(Node::with_volumes(config, uuid, volumes))
+    }
+
+    /// A node over volumes the caller opened (any [`Volume`] backend).
+    pub fn with_volumes(config: Config, uuid: String, volumes: Vec<Arc<dyn Volume>>) -> Arc<Node> {
+        let metrics = Arc::new(Metrics::new());
+        let budget = Budget::new(
+            config.max_buffer_memory,
+            metrics.buffer_bytes_reserved.clone(),
+        );
+        Arc::new(Node {
+            uuid,
+            config,
+            volumes,
+            metrics,
+            budget,
+        })
+    }
+
+    /// This node's uuid.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Its volumes, in configured order.
+    pub fn volumes(&self) -> &[Arc<dyn Volume>] {
+        &self.volumes
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The buffer budget.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The volumes in the order to look for or place `hash`: ascending
+    /// `md5(hash + uuid[-15:])`, as Arvados orders its mounts.
+    pub fn volumes_for(&self, hash: &BlockHash) -> Vec<&Arc<dyn Volume>> {
+        let uuids: Vec<&str> = self
+            .volumes
+            .iter()
+            .map(|v| v.params().uuid.as_str())
+            .collect();
+        let mut order = placement::permuted_order(hash, &uuids);
+        order.reverse();
+        order.into_iter().map(|i| &self.volumes[i]).collect()
+    }
+
+    /// The volume with this uuid.
+    pub fn volume(&self, uuid: &str) -> Option<&Arc<dyn Volume>> {
+        self.volumes.iter().find(|v| v.params().uuid == uuid)
+    }
+}
+
+async fn open_volume(vc: &VolumeConfig, config: &Config) -> Result<Arc<dyn Volume>, StartError> {
+    match &vc.location {
+        VolumeLocation::Directory(root) => {
+            let fail = |source| StartError::Volume {
+                location: root.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(root).map_err(|e| fail(e.into()))?;
+            let uuid = match &vc.uuid {
+                Some(u) => u.clone(),
+                None => persistent_uuid(&root.join(".keep-volume-uuid"), "nyw5e")?,
+            };
+            let params = params(vc, uuid, config);
+            let opts = DirOptions {
+                root: root.clone(),
+                params,
+                min_free_bytes: vc.min_free_bytes,
+            };
+            let vol = tokio::task::spawn_blocking(move || DirVolume::open(opts))
+                .await
+                .map_err(|e| StartError::Config(format!("opening a volume panicked: {e}")))?
+                .map_err(fail)?;
+            Ok(Arc::new(vol))
+        }
+        VolumeLocation::S3(url) => Err(StartError::Config(format!(
+            "{url}: S3 volumes are not built in yet"
+        ))),
+    }
+}
+
+fn params(vc: &VolumeConfig, uuid: String, config: &Config) -> VolumeParams {
+    VolumeParams {
+        uuid,
+        allow_write: vc.allow_write,
+        allow_trash: vc.allow_trash,
+        replication: vc.replication,
+        storage_classes: vc
+            .storage_classes
+            .iter()
+            .map(|c| (c.clone(), true))
+            .collect(),
+        trash_lifetime: config.trash_lifetime,
+    }
+}
+
+/// Reads a uuid kept in `path`, or makes one and keeps it there.
+fn persistent_uuid(path: &Path, infix: &str) -> Result<String, StartError> {
+    let fail = |source| StartError::State {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let uuid = text.trim().to_owned();
+            crate::config::check_uuid(&uuid, infix)
+                .map_err(|m| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, m)))?;
+            Ok(uuid)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let uuid = new_uuid(infix);
+            keep_volume::crashsafe::write_file(path, format!("{uuid}\n").as_bytes())
+                .map_err(fail)?;
+            Ok(uuid)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// A fresh uuid `zzzzz-<infix>-<15 random lowercase alphanumerics>`.
+pub fn new_uuid(infix: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let tail: String = (0..15)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("zzzzz-{infix}-{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u");
+        let first = persistent_uuid(&path, "bi6l4").unwrap();
+        assert!(
+            crate::config::check_uuid(&first, "bi6l4").is_ok(),
+            "{first}"
+        );
+        assert_eq!(persistent_uuid(&path, "bi6l4").unwrap(), first);
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(persistent_uuid(&path, "bi6l4").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Binding and serving a node.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keep_http::ServeOptions;
+use tokio::net::TcpListener;
+
+use crate::node::Node;
+use crate::router;
+
+/// A node bound to its listening socket, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    node: Arc<Node>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the node's configured listen address.
+    pub async fn bind(node: Arc<Node>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(node.config().listen).await?;
+        Ok(Server { node, listener })
+    }
+
+    /// Serves on a listener the caller bound.
+    pub fn from_listener(node: Arc<Node>, listener: TcpListener) -> Server {
+        Server { node, listener }
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The node being served.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for
+    /// up to the configured grace period. Returns whether all finished.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> bool {
+        let cfg = self.node.config();
+        let opts = ServeOptions {
+            max_connections: cfg.max_connections,
+            shutdown_grace: cfg.shutdown_grace,
+            header_read_timeout: Duration::from_secs(60),
+        };
+        let node = self.node.clone();
+        keep_http::serve(
+            self.listener,
+            move |req| router::handle(node.clone(), req),
+            shutdown,
+            opts,
+        )
+        .await
+    }
+}

@@ -1,0 +1,103 @@
+//! Crash-safe file writes, in one place.
+//!
+//! The recipe: write a uniquely named temporary file in the destination
+//! folder, `fdatasync` it, rename it over the destination, `fsync` the
+//! folder. A crash at any instant leaves either the old state or the new,
+//! never a partial file under the final name. [`TempFile`] removes the
+//! temporary file on every path that does not reach the rename.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// A temporary file that is removed when dropped, unless it was renamed
+/// into place with [`TempFile::commit`].
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+    file: File,
+    armed: bool,
+}
+
+impl TempFile {
+    /// Creates `dir/name`, failing if it exists.
+    pub fn create(dir: &Path, name: &str) -> io::Result<TempFile> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(TempFile {
+            path,
+            file,
+            armed: true,
+        })
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Flushes the data to disk, renames the file to `dest` (in the same
+    /// folder) and flushes the folder. After an error the temporary file
+    /// is removed and `dest` is as it was.
+    pub fn commit(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_data()?;
+        std::fs::rename(&self.path, dest)?;
+        self.armed = false;
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Flushes a folder's entries (renames, creations, removals) to disk.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates a folder if it is missing and makes its creation durable.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(dir.parent().unwrap_or(Path::new("."))),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `dest` with `data`, crash-safely.
+pub fn write_file(dest: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = TempFile::create(dir, &format!(".{name}.tmp{:016x}", rand::random::<u64>()))?;
+    tmp.file().write_all(data)?;
+    tmp.commit(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_temp_files_vanish_and_commits_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let tmp = TempFile::create(dir.path(), "t1").unwrap();
+            tmp.file().write_all(b"half").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        write_file(&dir.path().join("x"), b"whole").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"whole");
+        write_file(&dir.path().join("x"), b"again").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"again");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(TempFile::create(dir.path(), "x").is_err(), "never clobbers");
+    }
+}

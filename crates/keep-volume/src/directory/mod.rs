@@ -1,0 +1,331 @@
+//! The directory backend: blocks as files on a local filesystem.
+//!
+//! Layout and naming follow Arvados (see [`layout`](self)), so an existing
+//! Arvados volume directory is served as it is. Writes go through
+//! [`crashsafe`](crate::crashsafe): a block is visible whole or not at all.
+//! One process serves a directory at a time: it holds an exclusive lock on
+//! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
+
+mod layout;
+mod read;
+mod scan;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use keep_locator::BlockHash;
+
+use crate::crashsafe::{self, TempFile};
+use crate::error::not_found_or_io;
+use crate::volume::to_unix_nanos;
+use crate::{
+    BlockBody, BlockReader, EmptyTrashStats, IndexSender, Volume, VolumeError, VolumeParams,
+    VolumeStatus,
+};
+
+/// Striped locks that serialise touch, trash and commit of the same block.
+const LOCK_STRIPES: usize = 64;
+
+/// The free space under which a directory volume counts as full: one
+/// largest block, as Arvados.
+pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
+
+/// How to open a directory volume.
+#[derive(Debug, Clone)]
+pub struct DirOptions {
+    /// The volume's root folder; created if missing.
+    pub root: PathBuf,
+    /// Policy settings.
+    pub params: VolumeParams,
+    /// Below this many free bytes the volume is full.
+    pub min_free_bytes: u64,
+}
+
+/// A volume in a local folder.
+#[derive(Debug, Clone)]
+pub struct DirVolume {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    params: VolumeParams,
+    device_id: String,
+    min_free: u64,
+    stripes: Vec<Mutex<()>>,
+    _lock: File,
+}
+
+impl Inner {
+    fn lock(&self, hash: &BlockHash) -> MutexGuard<'_, ()> {
+        let i = usize::from(hash.as_bytes()[15]) % LOCK_STRIPES;
+        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl DirVolume {
+    /// Opens (creating if needed) the volume, takes its lock, and removes
+    /// temporary files that interrupted writes left behind.
+    pub fn open(opts: DirOptions) -> Result<DirVolume, VolumeError> {
+        std::fs::create_dir_all(&opts.root)?;
+        let root = opts.root.canonicalize()?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(".keepstore.lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                VolumeError::Unavailable(format!("{} is in use by another process", root.display()))
+            },
+        )?;
+        let removed = scan::remove_leftovers(&root, SystemTime::now())?;
+        if removed > 0 {
+            tracing::info!(root = %root.display(), removed, "cleaned up after interrupted writes");
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        Ok(DirVolume {
+            inner: Arc::new(Inner {
+                device_id: format!("{host}:{}", root.display()),
+                root,
+                params: opts.params,
+                min_free: opts.min_free_bytes,
+                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, VolumeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, VolumeError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), VolumeError> {
+        if self.inner.params.allow_write {
+            Ok(())
+        } else {
+            Err(VolumeError::ReadOnly)
+        }
+    }
+}
+
+/// Creates the temporary file on the first chunk.
+fn temp_for(inner: &Inner, hash: &BlockHash, tmp: &mut Option<TempFile>) -> std::io::Result<()> {
+    if tmp.is_none() {
+        let dir = layout::block_dir(&inner.root, hash);
+        crashsafe::ensure_dir(&dir)?;
+        *tmp = Some(TempFile::create(&dir, &layout::temp_name(hash))?);
+    }
+    Ok(())
+}
+
+fn write_chunk(tmp: &Option<TempFile>, chunk: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match tmp {
+        Some(t) => t.file().write_all(chunk),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Volume for DirVolume {
+    fn params(&self) -> &VolumeParams {
+        &self.inner.params
+    }
+
+    fn device_id(&self) -> &str {
+        &self.inner.device_id
+    }
+
+    async fn open(&self, hash: &BlockHash) -> Result<BlockReader, VolumeError> {
+        let path = layout::block_path(&self.inner.root, hash);
+        let file = self
+            .blocking(move |_| {
+                let file = File::open(&path).map_err(not_found_or_io)?;
+                let size = file.metadata()?.len();
+                Ok((file, size))
+            })
+            .await?;
+        Ok(read::reader(file.0, file.1))
+    }
+
+    async fn write(&self, hash: &BlockHash, mut body: BlockBody) -> Result<(), VolumeError> {
+        self.check_writable()?;
+        if self.status().await?.full {
+            return Err(VolumeError::Full);
+        }
+        let hash = *hash;
+        // The temporary file lives here between chunks; the write lags one
+        // chunk behind the body so the last chunk and the commit share one
+        // trip to a blocking thread (a small block costs exactly one).
+        let mut tmp: Option<TempFile> = None;
+        let mut pending: Option<Bytes> = None;
+        while let Some(chunk) = body.next_chunk().await? {
+            if let Some(prev) = pending.replace(chunk) {
+                let mut t = tmp.take();
+                tmp = self
+                    .blocking(move |inner| {
+                        temp_for(inner, &hash, &mut t)?;
+                        write_chunk(&t, &prev)?;
+                        Ok(t)
+                    })
+                    .await?;
+            }
+        }
+        self.blocking(move |inner| {
+            let mut t = tmp;
+            temp_for(inner, &hash, &mut t)?;
+            if let Some(last) = pending {
+                write_chunk(&t, &last)?;
+            }
+            let dest = layout::block_path(&inner.root, &hash);
+            let _guard = inner.lock(&hash);
+            match t {
+                Some(t) => t.commit(&dest)?,
+                None => unreachable!("temp_for always creates the file"),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn touch(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+        self.check_writable()?;
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let path = layout::block_path(&inner.root, &hash);
+            let _guard = inner.lock(&hash);
+            let file = File::open(&path).map_err(not_found_or_io)?;
+            let now = SystemTime::now();
+            file.set_times(
+                std::fs::FileTimes::new()
+                    .set_modified(now)
+                    .set_accessed(now),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mtime(&self, hash: &BlockHash) -> Result<i64, VolumeError> {
+        let path = layout::block_path(&self.inner.root, hash);
+        self.blocking(move |_| {
+            let meta = std::fs::metadata(&path).map_err(not_found_or_io)?;
+            Ok(to_unix_nanos(meta.modified()?))
+        })
+        .await
+    }
+
+    async fn trash(&self, hash: &BlockHash, if_mtime: Option<i64>) -> Result<(), VolumeError> {
+        if !self.inner.params.allow_trash {
+            return Err(VolumeError::ReadOnly);
+        }
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let dir = layout::block_dir(&inner.root, &hash);
+            let path = layout::block_path(&inner.root, &hash);
+            let _guard = inner.lock(&hash);
+            let meta = std::fs::metadata(&path).map_err(not_found_or_io)?;
+            if let Some(expected) = if_mtime {
+                let actual = to_unix_nanos(meta.modified()?);
+                if actual != expected {
+                    return Err(VolumeError::MtimeMismatch { expected, actual });
+                }
+            }
+            let lifetime = inner.params.trash_lifetime;
+            if lifetime.is_zero() {
+                std::fs::remove_file(&path).map_err(not_found_or_io)?;
+            } else {
+                let deadline = scan::unix_secs_now() + lifetime.as_secs().max(1);
+                let dest = dir.join(layout::trash_name(&hash, deadline));
+                std::fs::rename(&path, dest).map_err(not_found_or_io)?;
+            }
+            crashsafe::sync_dir(&dir)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn untrash(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+        self.check_writable()?;
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let dir = layout::block_dir(&inner.root, &hash);
+            let _guard = inner.lock(&hash);
+            let trashed = scan::newest_trash(&dir, &hash)?.ok_or(VolumeError::NotFound)?;
+            std::fs::rename(trashed, layout::block_path(&inner.root, &hash))
+                .map_err(not_found_or_io)?;
+            crashsafe::sync_dir(&dir)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {
+        self.blocking(|inner| Ok(scan::empty_trash(&inner.root, scan::unix_secs_now())?))
+            .await
+    }
+
+    async fn index(&self, prefix: &str, out: IndexSender) -> Result<(), VolumeError> {
+        if prefix.len() > 32
+            || !prefix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Ok(());
+        }
+        let prefix = prefix.to_owned();
+        self.blocking(move |inner| Ok(scan::index(&inner.root, &prefix, &out)?))
+            .await
+    }
+
+    async fn status(&self) -> Result<VolumeStatus, VolumeError> {
+        self.blocking(|inner| {
+            let st = rustix::fs::statvfs(&inner.root).map_err(std::io::Error::from)?;
+            let available = st.f_bavail.saturating_mul(st.f_frsize);
+            Ok(VolumeStatus {
+                available_bytes: available,
+                used_bytes: st
+                    .f_blocks
+                    .saturating_sub(st.f_bfree)
+                    .saturating_mul(st.f_frsize),
+                full: available < inner.min_free,
+            })
+        })
+        .await
+    }
+
+    async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let dir = layout::block_dir(&inner.root, &hash);
+            let _guard = inner.lock(&hash);
+            let name = layout::quarantine_name(&hash, crate::unix_nanos_now());
+            std::fs::rename(layout::block_path(&inner.root, &hash), dir.join(name))
+                .map_err(not_found_or_io)?;
+            crashsafe::sync_dir(&dir)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,102 @@
+//! The directory backend against the conformance suite, plus what only a
+//! directory volume can show: bytes on disk and Arvados's layout.
+
+use std::sync::Arc;
+
+use keep_locator::BlockHash;
+use keep_volume::conformance::{self, get, put, test_data};
+use keep_volume::directory::{DirOptions, DirVolume};
+use keep_volume::{Volume, VolumeError, VolumeParams};
+
+fn open(root: &std::path::Path, params: VolumeParams) -> DirVolume {
+    DirVolume::open(DirOptions {
+        root: root.to_owned(),
+        params,
+        min_free_bytes: 0,
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_owned();
+    conformance::run(conformance::Options::default(), move |params| {
+        let root = base.join(&params.uuid);
+        async move { Arc::new(open(&root, params)) as Arc<dyn Volume> }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn arvados_layout_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000000"));
+    let hash = put(&vol, &bytes::Bytes::from_static(b"foo"), 3)
+        .await
+        .unwrap();
+    let path = tmp.path().join("acb/acbd18db4cc2f85cedef654fccc4a4d8");
+    assert_eq!(std::fs::read(&path).unwrap(), b"foo");
+    vol.trash(&hash, None).await.unwrap();
+    let names: Vec<String> = std::fs::read_dir(tmp.path().join("acb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].starts_with("acbd18db4cc2f85cedef654fccc4a4d8.trash."),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn serves_an_existing_arvados_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = test_data(5000, 1);
+    let hash = BlockHash::of(&data);
+    let hex = hash.to_hex();
+    std::fs::create_dir(tmp.path().join(&hex[..3])).unwrap();
+    std::fs::write(tmp.path().join(&hex[..3]).join(&hex), &data).unwrap();
+    let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000001"));
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
+    assert_eq!(conformance::index(&vol, "").await.len(), 1);
+}
+
+#[tokio::test]
+async fn leftovers_are_cleaned_and_never_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hex = BlockHash::of(b"x").to_hex();
+    let dir = tmp.path().join(&hex[..3]);
+    std::fs::create_dir(&dir).unwrap();
+    let leftover = dir.join(format!("tmp{hex}123456"));
+    std::fs::write(&leftover, b"partial").unwrap();
+    let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000002"));
+    assert!(!leftover.exists(), "leftover removed at open");
+    assert!(conformance::index(&vol, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn one_process_per_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _first = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000003"));
+    let second = DirVolume::open(DirOptions {
+        root: tmp.path().to_owned(),
+        params: VolumeParams::new("zzzzz-nyw5e-000000000000004"),
+        min_free_bytes: 0,
+    });
+    assert!(matches!(second, Err(VolumeError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn full_volume_refuses_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = DirVolume::open(DirOptions {
+        root: tmp.path().to_owned(),
+        params: VolumeParams::new("zzzzz-nyw5e-000000000000005"),
+        min_free_bytes: u64::MAX,
+    })
+    .unwrap();
+    assert!(vol.status().await.unwrap().full);
+    let err = put(&vol, &test_data(10, 2), 10).await.unwrap_err();
+    assert!(matches!(err, VolumeError::Full), "{err}");
+}
