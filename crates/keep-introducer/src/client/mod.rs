@@ -1,0 +1,301 @@
+//! The client library: publishes this node's services to every introducer
+//! and keeps a merged, cached view of the peers of the services it
+//! subscribed to.
+//!
+//! ```no_run
+//! use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
+//! use keep_introducer::{ClusterKey, DOWNLOAD_STORAGE, UPLOAD_STORAGE};
+//! use keep_locator::BlockHash;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = ClusterKey::from_file("cluster-key".as_ref())?;
+//! let config = ClientConfig::new(
+//!     vec!["http://127.0.0.1:25108".into()],
+//!     key,
+//!     "./keep-data/introducer-client",
+//! );
+//! let client = IntroducerClient::start(config).await?;
+//! let node = NodeInfo::new("zzzzz-bi6l4-000000000000001", "http://127.0.0.1:25107");
+//! client.publish(&node, &[UPLOAD_STORAGE, DOWNLOAD_STORAGE]).await?;
+//! let mut peers = client.subscribe_to(DOWNLOAD_STORAGE);
+//! peers.changed().await?;
+//! let order = client.get_permuted_peers(DOWNLOAD_STORAGE, &BlockHash::of(b"foo"));
+//! println!("probe order: {:?}", order.iter().map(|p| &p.url).collect::<Vec<_>>());
+//! client.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod peers;
+mod persist;
+mod state;
+mod transport;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use keep_locator::BlockHash;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use peers::{Peer, permute};
+pub use persist::{CACHE_FILE, SEQNUM_FILE};
+
+use crate::ClusterKey;
+use crate::announcement::is_token;
+use state::Shared;
+use transport::Transport;
+use worker::{Timing, Worker};
+
+/// How the client runs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base urls of the introducers, `http://HOST:PORT`.
+    pub introducers: Vec<String>,
+    /// Signs what this node publishes and verifies what it hears.
+    pub cluster_key: ClusterKey,
+    /// Holds the seqnum file and the announcement cache.
+    pub state_dir: PathBuf,
+    /// How long one long-poll waits for a change.
+    pub poll_wait: Duration,
+    /// The deadline of one request, on top of `poll_wait` for long-polls.
+    pub request_timeout: Duration,
+    /// The first pause after a failed request; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    /// The longest pause between retries.
+    pub retry_max: Duration,
+}
+
+impl ClientConfig {
+    /// The defaults: 30 s long-polls, 10 s request deadline, retries
+    /// between 200 ms and 10 s.
+    pub fn new(
+        introducers: Vec<String>,
+        cluster_key: ClusterKey,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        ClientConfig {
+            introducers,
+            cluster_key,
+            state_dir: state_dir.into(),
+            poll_wait: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Who this node is, for its announcements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's uuid.
+    pub uuid: String,
+    /// Where its services answer.
+    pub url: String,
+    /// A name for people.
+    pub nickname: String,
+    /// Its software version.
+    pub version: String,
+}
+
+impl NodeInfo {
+    /// A node with an empty nickname and this crate's version.
+    pub fn new(uuid: impl Into<String>, url: impl Into<String>) -> Self {
+        NodeInfo {
+            uuid: uuid.into(),
+            url: url.into(),
+            nickname: String::new(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// Why the client could not start or publish.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An introducer url is not `http://HOST:PORT`.
+    #[error("introducer url {url:?}: {reason}")]
+    BadUrl {
+        /// The url given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// What would be published is not a valid announcement.
+    #[error("cannot publish: {0}")]
+    Invalid(#[from] crate::AnnouncementError),
+    /// The state directory could not be read or written.
+    #[error("introducer client state: {0}")]
+    State(std::io::Error),
+}
+
+/// A node's connection to its introducers. Dropping it stops its
+/// background tasks; [`IntroducerClient::shutdown`] also waits for them and
+/// writes the cache one last time.
+#[derive(Debug)]
+pub struct IntroducerClient {
+    shared: Arc<Shared>,
+    connected: Vec<Arc<AtomicBool>>,
+    cancel: CancellationToken,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl IntroducerClient {
+    /// Loads the seqnum and the announcement cache from
+    /// `config.state_dir`, then starts one worker per introducer and the
+    /// cache writer. Must be called inside a tokio runtime.
+    pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::start_with_cancel(config, &CancellationToken::new()).await
+    }
+
+    /// Like [`Self::start`], and the background tasks also stop (writing
+    /// the cache one last time) when `cancel` is cancelled: pass the node's
+    /// shutdown token.
+    pub async fn start_with_cancel(
+        config: ClientConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Self, ClientError> {
+        for url in &config.introducers {
+            transport::check_base(url).map_err(|reason| ClientError::BadUrl {
+                url: url.clone(),
+                reason,
+            })?;
+        }
+        let shared =
+            Arc::new(Shared::load(config.cluster_key.clone(), config.state_dir.clone()).await?);
+        let cancel = cancel.child_token();
+        let transport = Transport::new(config.request_timeout);
+        let timing = Timing {
+            poll_wait: config.poll_wait,
+            retry_min: config.retry_min,
+            retry_max: config.retry_max.max(config.retry_min),
+        };
+        let mut tasks = vec![tokio::spawn(write_cache(shared.clone(), cancel.clone()))];
+        let mut connected = Vec::new();
+        for base in config.introducers {
+            let flag = Arc::new(AtomicBool::new(false));
+            connected.push(flag.clone());
+            let worker = Worker {
+                shared: shared.clone(),
+                transport: transport.clone(),
+                base,
+                connected: flag,
+                timing,
+                cancel: cancel.clone(),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        }
+        Ok(IntroducerClient {
+            shared,
+            connected,
+            cancel,
+            tasks: std::sync::Mutex::new(tasks),
+        })
+    }
+
+    /// Publishes `services` for `node` to every introducer, replacing what
+    /// this client published before (an empty list withdraws nothing that
+    /// introducers already hold, but stops sending). The announcements get
+    /// one fresh seqnum, recorded in the state directory before this
+    /// returns; delivery happens in the background, now or whenever an
+    /// introducer becomes reachable.
+    pub async fn publish(&self, node: &NodeInfo, services: &[&str]) -> Result<(), ClientError> {
+        for service in services {
+            if !is_token(service) {
+                return Err(crate::AnnouncementError::Invalid {
+                    field: "service",
+                    reason: "must be 1 to 64 of A-Z a-z 0-9 _ . -",
+                }
+                .into());
+            }
+        }
+        let probe = crate::Announcement {
+            service: services.first().copied().unwrap_or("none").to_owned(),
+            uuid: node.uuid.clone(),
+            url: node.url.clone(),
+            nickname: node.nickname.clone(),
+            version: node.version.clone(),
+            seqnum: 0,
+            nonce: "0".into(),
+        };
+        probe.validate()?;
+        let services = services.iter().map(|s| (*s).to_owned()).collect();
+        self.shared.publish(Some((node.clone(), services)), 0).await
+    }
+
+    /// Subscribes to `service` and returns a watch of its peers (by uuid),
+    /// starting with what is already known (the cache, this node's own
+    /// publications). Calling it again for the same service is cheap.
+    pub fn subscribe_to(&self, service: &str) -> watch::Receiver<Vec<Peer>> {
+        self.shared.subscribe(service)
+    }
+
+    /// The peers known to offer `service`, by uuid. Only services passed to
+    /// [`Self::subscribe_to`] or published by this node are kept up to date.
+    pub fn get_peers(&self, service: &str) -> Vec<Peer> {
+        self.shared.peers(service)
+    }
+
+    /// The peers of `service` in the order clients probe them for `block`
+    /// (the Arvados rendezvous order, see [`permute`]).
+    pub fn get_permuted_peers(&self, service: &str, block: &BlockHash) -> Vec<Peer> {
+        permute(self.get_peers(service), block)
+    }
+
+    /// How many introducers answered this client's last request.
+    pub fn connected_introducers(&self) -> usize {
+        self.connected
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Stops the background tasks and waits for them; the cache is written
+    /// one last time if it changed.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "introducer client task failed");
+            }
+        }
+    }
+}
+
+impl Drop for IntroducerClient {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Writes the known table to the cache whenever it changes, coalescing
+/// bursts, and once more at shutdown if something is still unwritten.
+async fn write_cache(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut rx = shared.known_changed.subscribe();
+    loop {
+        let stopping = tokio::select! {
+            changed = rx.changed() => changed.is_err(),
+            () = cancel.cancelled() => true,
+        };
+        if stopping && !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        rx.borrow_and_update();
+        let list = shared.known();
+        let dir = shared.state_dir.clone();
+        match tokio::task::spawn_blocking(move || persist::store_cache(&dir, &list)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write the announcement cache"),
+            Err(e) => tracing::error!(error = %e, "announcement cache task failed"),
+        }
+        if stopping {
+            return;
+        }
+    }
+}

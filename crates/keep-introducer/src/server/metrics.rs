@@ -1,0 +1,89 @@
+//! The introducer's Prometheus metrics.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of the announce counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabel {
+    pub(crate) outcome: &'static str,
+}
+
+/// Label of the table-size gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ServiceLabel {
+    pub(crate) service: String,
+}
+
+/// Every metric the introducer exports, and their registry.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// Announce requests by outcome.
+    pub(crate) announcements: Family<OutcomeLabel, Counter>,
+    /// Announcements in the table, by service.
+    pub(crate) table: Family<ServiceLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// Subscribers holding a long-poll open right now.
+    pub(crate) subscribers: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Reads of the announcements route.
+    pub(crate) subscribe_requests: Counter<u64, AtomicU64>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("introducer");
+        let announcements = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "announcements_received",
+            "Announce requests, by outcome",
+            announcements.clone(),
+        );
+        // Pre-create the outcomes so they show as 0 before the first request.
+        for outcome in ["accepted", "duplicate", "replay", "bad_signature"] {
+            let _ = announcements.get_or_create(&OutcomeLabel { outcome });
+        }
+        let table = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "announcements",
+            "Announcements held, by service",
+            table.clone(),
+        );
+        let subscribers = Gauge::default();
+        registry.register(
+            "subscribers",
+            "Subscribers waiting for a change right now",
+            subscribers.clone(),
+        );
+        let subscribe_requests = Counter::default();
+        registry.register(
+            "subscribe_requests",
+            "Requests for the announcement table",
+            subscribe_requests.clone(),
+        );
+        Metrics {
+            registry,
+            announcements,
+            table,
+            subscribers,
+            subscribe_requests,
+        }
+    }
+
+    pub(crate) fn count(&self, outcome: &'static str) {
+        self.announcements
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

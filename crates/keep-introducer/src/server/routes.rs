@@ -1,0 +1,205 @@
+//! Request routing and the handlers of each route.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use keep_http::Body;
+use keep_http::body::{json, text};
+
+use super::State;
+use crate::SignedAnnouncement;
+use crate::store::Outcome;
+use crate::wire::{
+    ANNOUNCE_PATH, ANNOUNCEMENTS_PATH, AnnounceReply, ListQuery, MAX_ANNOUNCE_BODY, VERSION_HEADER,
+};
+
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::POST | &Method::PUT, ANNOUNCE_PATH) => announce(state, req).await,
+        (&Method::GET, ANNOUNCEMENTS_PATH) => announcements(state, req).await,
+        (&Method::GET, "/metrics") => {
+            let mut resp = text(StatusCode::OK, state.metrics.encode().trim_end());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
+        (&Method::GET, "/_health/ping") => json(StatusCode::OK, r#"{"health":"OK"}"#),
+        (_, ANNOUNCE_PATH | ANNOUNCEMENTS_PATH | "/metrics" | "/_health/ping") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn reply(
+    status: StatusCode,
+    outcome: &str,
+    stored_seqnum: Option<u64>,
+    error: Option<String>,
+) -> Response<Body> {
+    let body = AnnounceReply {
+        outcome: outcome.to_owned(),
+        stored_seqnum,
+        error,
+    };
+    json(status, serde_json::to_vec(&body).expect("reply serializes"))
+}
+
+async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let bytes = match Limited::new(req.into_body(), MAX_ANNOUNCE_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            state.metrics.count("malformed");
+            let status = if e.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return reply(status, "malformed", None, Some(e.to_string()));
+        }
+    };
+    let ann: SignedAnnouncement = match serde_json::from_slice(&bytes) {
+        Ok(ann) => ann,
+        Err(e) => {
+            state.metrics.count("malformed");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                None,
+                Some(e.to_string()),
+            );
+        }
+    };
+    if let Err(e) = ann.verify(&state.key) {
+        let uuid = &ann.announcement.uuid;
+        if e.is_signature() {
+            state.metrics.count("bad_signature");
+            tracing::warn!(?uuid, error = %e, "refused announcement");
+            return reply(
+                StatusCode::FORBIDDEN,
+                "bad_signature",
+                None,
+                Some(e.to_string()),
+            );
+        }
+        state.metrics.count("invalid");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            None,
+            Some(e.to_string()),
+        );
+    }
+    let (service, uuid, seqnum) = (
+        ann.announcement.service.clone(),
+        ann.announcement.uuid.clone(),
+        ann.announcement.seqnum,
+    );
+    let writer = state.clone();
+    let offered = tokio::task::spawn_blocking(move || {
+        let mut store = writer.store.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = store.offer(ann)?;
+        if outcome == Outcome::Accepted {
+            let snap = Arc::new(store.snapshot().clone());
+            writer.update_table_gauge(&snap);
+            writer.snapshot.send_replace(snap);
+        }
+        Ok::<_, crate::store::StoreError>(outcome)
+    })
+    .await;
+    match offered {
+        Ok(Ok(Outcome::Accepted)) => {
+            state.metrics.count("accepted");
+            tracing::info!(%service, %uuid, seqnum, "announcement accepted");
+            reply(StatusCode::OK, "accepted", None, None)
+        }
+        Ok(Ok(Outcome::Duplicate)) => {
+            state.metrics.count("duplicate");
+            reply(StatusCode::OK, "duplicate", None, None)
+        }
+        Ok(Ok(Outcome::Replay { stored_seqnum })) => {
+            state.metrics.count("replay");
+            tracing::info!(%service, %uuid, seqnum, stored_seqnum, "replayed announcement refused");
+            let msg = format!("seqnum {seqnum} is not above the stored {stored_seqnum}");
+            reply(
+                StatusCode::CONFLICT,
+                "replay",
+                Some(stored_seqnum),
+                Some(msg),
+            )
+        }
+        Ok(Err(e)) => {
+            state.metrics.count("error");
+            tracing::error!(error = %e, "cannot save announcement");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error",
+                None,
+                Some("cannot save".into()),
+            )
+        }
+        Err(e) => {
+            state.metrics.count("error");
+            tracing::error!(error = %e, "announcement task failed");
+            reply(StatusCode::INTERNAL_SERVER_ERROR, "error", None, None)
+        }
+    }
+}
+
+/// Decrements the subscriber gauge however the wait ends, including when
+/// hyper drops the handler because the client went away.
+struct Waiting<'a>(&'a State);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.subscribers.dec();
+    }
+}
+
+async fn announcements(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let query = match ListQuery::parse(req.uri().query()) {
+        Ok(q) => q,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    state.metrics.subscribe_requests.inc();
+    let mut rx = state.snapshot.subscribe();
+    let wait = query.wait.min(state.max_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waiting = None;
+    let snap = loop {
+        let snap = rx.borrow_and_update().clone();
+        let unchanged = query.since.as_deref() == Some(snap.version(&query.services).as_str());
+        if !unchanged || wait.is_zero() || state.stopping.is_cancelled() {
+            break snap;
+        }
+        if waiting.is_none() {
+            state.metrics.subscribers.inc();
+            waiting = Some(Waiting(&state));
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { break snap },
+            () = tokio::time::sleep_until(deadline) => break snap,
+            () = state.stopping.cancelled() => break snap,
+        }
+    };
+    drop(waiting);
+    let list = snap.announcements(&query.services);
+    let mut resp = json(
+        StatusCode::OK,
+        serde_json::to_vec(&list).expect("announcements serialize"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&snap.version(&query.services)) {
+        resp.headers_mut().insert(VERSION_HEADER, v);
+    }
+    resp
+}
