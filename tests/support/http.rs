@@ -65,7 +65,8 @@ impl Client {
         &self.base
     }
 
-    /// Sends a request with optional body and extra headers.
+    /// Sends a request with optional body and extra headers; panics if the
+    /// exchange fails (a status is not a failure).
     pub fn call(
         &self,
         method: &str,
@@ -73,6 +74,18 @@ impl Client {
         body: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Reply {
+        self.try_call(method, path, body, headers)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Client::call`], returning the failure of the exchange itself.
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
         let url = format!("{}{}", self.base, path);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
@@ -83,11 +96,11 @@ impl Client {
         }
         let req = req
             .body(body.map(<[u8]>::to_vec).unwrap_or_default())
-            .expect("request");
+            .map_err(|e| e.to_string())?;
         let mut resp = self
             .agent
             .run(req)
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -101,13 +114,13 @@ impl Client {
                 .with_config()
                 .limit(u64::MAX)
                 .read_to_vec()
-                .unwrap_or_else(|e| panic!("{method} {url}: reading body: {e}"))
+                .map_err(|e| format!("{method} {url}: reading body: {e}"))?
         };
-        Reply {
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// `GET path`.

@@ -1,5 +1,52 @@
-//! Project automation: `cargo xtask <task>`.
-fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
-    anyhow::bail!("unknown task `{task}`")
+//! Project automation, the matklad way: `cargo xtask <task>`.
+//!
+//! - `test`: installs what the tests need (a Python virtualenv with the
+//!   Arvados SDK and the S3 test server), checks formatting, lints and docs,
+//!   then runs every test of the workspace.
+
+mod test;
+
+fn main() {
+    if let Err(e) = dispatch() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "test" => test::run(&rest),
+        "" | "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => anyhow::bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test [--no-lint] [-- <cargo test args>]
+        install the test dependencies (Python virtualenv under target/test-venv),
+        check fmt, clippy and docs, and run the whole test suite";
+
+/// The workspace root (the parent of this crate's folder).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Runs a command in the workspace root, failing with its name if it fails.
+pub fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: {shown}");
+    let status = cmd.current_dir(root()).status()?;
+    anyhow::ensure!(status.success(), "{shown} failed: {status}");
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the `keepstore` and `introducer` services.
 //!
-//! - [`serve`]: an accept loop that survives `accept()` errors, bounds the
+//! - [`serve()`]: an accept loop that survives `accept()` errors, bounds the
 //!   number of open connections, sets `TCP_NODELAY`, and shuts down
 //!   gracefully: stop accepting, let in-flight requests finish within a
 //!   deadline, then close what is left.

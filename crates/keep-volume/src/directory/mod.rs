@@ -1,8 +1,8 @@
 //! The directory backend: blocks as files on a local filesystem.
 //!
-//! Layout and naming follow Arvados (see [`layout`](self)), so an existing
+//! Layout and naming follow Arvados, so an existing
 //! Arvados volume directory is served as it is. Writes go through
-//! [`crashsafe`](crate::crashsafe): a block is visible whole or not at all.
+//! [`crate::crashsafe`]: a block is visible whole or not at all.
 //! One process serves a directory at a time: it holds an exclusive lock on
 //! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
 
