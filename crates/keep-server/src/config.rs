@@ -86,6 +86,12 @@ pub struct FileConfig {
     pub trash_check_interval: Option<String>,
     /// Allow `trash_lifetime = "0s"` (delete at once, no undo).
     pub unsafe_delete: Option<bool>,
+    /// Pull workers (default 4).
+    pub pull_workers: Option<usize>,
+    /// Trash workers (default 1).
+    pub trash_workers: Option<usize>,
+    /// Most entries a pull or trash list may have (default 100000).
+    pub max_work_list_items: Option<usize>,
     /// Memory for block data in flight, e.g. `"256MiB"`.
     pub max_buffer_memory: Option<String>,
     /// Open connections at most.
@@ -203,6 +209,12 @@ pub struct Config {
     pub trash_lifetime: Duration,
     /// How often trash is emptied.
     pub trash_check_interval: Duration,
+    /// Pull workers.
+    pub pull_workers: usize,
+    /// Trash workers.
+    pub trash_workers: usize,
+    /// Most entries a pull or trash list may have.
+    pub max_work_list_items: usize,
     /// Memory for block data in flight, bytes.
     pub max_buffer_memory: u64,
     /// Open connections at most.
@@ -310,6 +322,9 @@ impl FileConfig {
             read_only,
             trash_lifetime,
             trash_check_interval,
+            pull_workers: self.pull_workers.unwrap_or(4).max(1),
+            trash_workers: self.trash_workers.unwrap_or(1).max(1),
+            max_work_list_items: self.max_work_list_items.unwrap_or(100_000).max(1),
             max_buffer_memory,
             max_connections: self.max_connections.unwrap_or(1024).max(1),
             shutdown_grace,

@@ -28,6 +28,8 @@ pub mod metrics;
 pub mod node;
 pub mod router;
 pub mod server;
+pub mod store;
+pub mod work;
 
 pub use config::{Config, FileConfig};
 pub use error::ApiError;

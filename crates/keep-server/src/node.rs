@@ -10,6 +10,7 @@ use keep_volume::{Volume, VolumeParams};
 use crate::budget::Budget;
 use crate::config::{Config, VolumeConfig, VolumeLocation};
 use crate::metrics::Metrics;
+use crate::work::WorkLists;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,7 @@ pub struct Node {
     volumes: Vec<Arc<dyn Volume>>,
     metrics: Arc<Metrics>,
     budget: Budget,
+    work: WorkLists,
 }
 
 impl Node {
@@ -86,12 +88,14 @@ impl Node {
             config.max_buffer_memory,
             metrics.buffer_bytes_reserved.clone(),
         );
+        let work = WorkLists::new(config.max_work_list_items);
         Arc::new(Node {
             uuid,
             config,
             volumes,
             metrics,
             budget,
+            work,
         })
     }
 
@@ -113,6 +117,11 @@ impl Node {
     /// Its metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The pull and trash lists.
+    pub fn work(&self) -> &WorkLists {
+        &self.work
     }
 
     /// The buffer budget.

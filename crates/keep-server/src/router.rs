@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::handlers::{admin, get, index, put};
 use crate::metrics::RequestLabels;
 use crate::node::Node;
+use crate::work;
 
 /// Handles one request.
 pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
@@ -109,6 +110,24 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
                 let prefix = segments.get(1).copied().unwrap_or("").to_owned();
                 index::check_prefix(&prefix)?;
                 Ok(index::listing(node.volumes().to_vec(), prefix))
+            }
+            .await,
+        ),
+        ["pull"] => (
+            "pull",
+            async {
+                check_method(&method, &[Method::PUT])?;
+                admin(&req)?;
+                work::put_pull(node, req).await
+            }
+            .await,
+        ),
+        ["trash"] => (
+            "trash",
+            async {
+                check_method(&method, &[Method::PUT])?;
+                admin(&req)?;
+                work::put_trash(node, req).await
             }
             .await,
         ),

@@ -9,7 +9,8 @@ use keep_http::ServeOptions;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
-use crate::router;
+use crate::{router, work};
+use tokio_util::sync::CancellationToken;
 
 /// A node bound to its listening socket, ready to serve.
 #[derive(Debug)]
@@ -50,12 +51,21 @@ impl Server {
             header_read_timeout: Duration::from_secs(60),
         };
         let node = self.node.clone();
-        keep_http::serve(
+        let cancel = CancellationToken::new();
+        let workers = work::spawn_workers(&node, &cancel);
+        let drained = keep_http::serve(
             self.listener,
             move |req| router::handle(node.clone(), req),
             shutdown,
             opts,
         )
-        .await
+        .await;
+        // Stop background work: workers finish their current entry.
+        cancel.cancel();
+        self.node.work().close();
+        for task in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        drained
     }
 }

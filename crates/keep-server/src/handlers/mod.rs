@@ -1,7 +1,7 @@
 //! Request handlers, one file per group of routes.
 
 pub mod admin;
-mod dedup;
+pub(crate) mod dedup;
 pub mod get;
 pub mod index;
 pub mod put;

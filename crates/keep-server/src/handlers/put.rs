@@ -9,12 +9,13 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use keep_http::Body;
 use keep_locator::Locator;
-use keep_volume::{BlockBody, BodyError, ChunkStream, MAX_BLOCK_SIZE, Volume, VolumeError};
+use keep_volume::{BlockBody, BodyError, ChunkStream, MAX_BLOCK_SIZE};
 
 use crate::error::ApiError;
-use crate::handlers::{dedup, parse_locator};
+use crate::handlers::parse_locator;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::store::store;
 use crate::{auth, unix_now};
 
 /// Answers `PUT /{md5}`.
@@ -28,17 +29,6 @@ pub async fn put_block(
     if declared.is_some_and(|n| n > MAX_BLOCK_SIZE) {
         return Err(BodyError::TooLarge.into());
     }
-    let writable: Vec<&Arc<dyn Volume>> = node
-        .volumes_for(&hash)
-        .into_iter()
-        .filter(|v| v.params().allow_write)
-        .collect();
-    if writable.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no writable volume",
-        ));
-    }
     let _reservation = node
         .budget()
         .reserve(declared.unwrap_or(MAX_BLOCK_SIZE))
@@ -47,29 +37,7 @@ pub async fn put_block(
     let stream = incoming_stream(incoming, node.metrics().clone(), received.clone());
     let body = BlockBody::new(hash, declared, stream);
 
-    let mut existing = None;
-    for v in &writable {
-        if v.mtime(&hash).await.is_ok() {
-            existing = Some(*v);
-            break;
-        }
-    }
-    let stored_on = match existing {
-        Some(v) => {
-            dedup::write_or_touch(v, hash, body)
-                .await
-                .map_err(|e| fault(node, v, e))?;
-            v
-        }
-        None => {
-            let target = pick_target(node, &writable).await?;
-            target
-                .write(&hash, body)
-                .await
-                .map_err(|e| fault(node, target, e))?;
-            target
-        }
-    };
+    let stored_on = store(node, hash, body, None).await?;
     let size = received.load(Ordering::Relaxed);
 
     let mut locator = Locator::new(hash, size);
@@ -93,41 +61,6 @@ pub async fn put_block(
         h.insert("x-keep-storage-classes-confirmed", v);
     }
     Ok(resp)
-}
-
-/// The first writable volume, in placement order, that is not full.
-async fn pick_target<'a>(
-    node: &Node,
-    writable: &[&'a Arc<dyn Volume>],
-) -> Result<&'a Arc<dyn Volume>, ApiError> {
-    let mut unavailable = None;
-    for v in writable {
-        match v.status().await {
-            Ok(st) if !st.full => return Ok(v),
-            Ok(_) => {}
-            Err(e) => {
-                node.metrics().volume_error(&v.params().uuid);
-                tracing::warn!(volume = %v.params().uuid, error = %e, "status failed");
-                unavailable = Some(e);
-            }
-        }
-    }
-    Err(match unavailable {
-        Some(e) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("no volume can take the block: {e}"),
-        ),
-        None => VolumeError::Full.into(),
-    })
-}
-
-/// Counts and logs a volume's own failure; passes every error on as an API error.
-fn fault(node: &Node, vol: &Arc<dyn Volume>, e: VolumeError) -> ApiError {
-    if e.is_volume_fault() {
-        node.metrics().volume_error(&vol.params().uuid);
-        tracing::warn!(volume = %vol.params().uuid, error = %e, "write failed");
-    }
-    e.into()
 }
 
 /// The declared body length: absent is fine (chunked), malformed is 400.

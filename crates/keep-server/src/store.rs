@@ -1,0 +1,93 @@
+//! The one path by which a block enters the node: client PUTs and pulls
+//! alike go through [`store`].
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use keep_locator::BlockHash;
+use keep_volume::{BlockBody, Volume, VolumeError};
+
+use crate::error::ApiError;
+use crate::handlers::dedup;
+use crate::node::Node;
+
+/// Stores a block received as `body` and returns the volume holding it.
+///
+/// With `mount`, only that volume is used. Otherwise a writable volume that
+/// already has the block takes the body for comparison (only its mtime is
+/// refreshed when the content is equal); else the first writable, non-full
+/// volume in rendezvous order writes it.
+pub async fn store(
+    node: &Node,
+    hash: BlockHash,
+    body: BlockBody,
+    mount: Option<&str>,
+) -> Result<Arc<dyn Volume>, ApiError> {
+    let writable: Vec<&Arc<dyn Volume>> = match mount {
+        Some(uuid) => {
+            let v = node
+                .volume(uuid)
+                .ok_or_else(|| ApiError::bad_request(format!("no mount {uuid} on this node")))?;
+            vec![v]
+        }
+        None => node.volumes_for(&hash),
+    }
+    .into_iter()
+    .filter(|v| v.params().allow_write)
+    .collect();
+    if writable.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no writable volume",
+        ));
+    }
+    for v in &writable {
+        if v.mtime(&hash).await.is_ok() {
+            dedup::write_or_touch(v, hash, body)
+                .await
+                .map_err(|e| fault(node, v, e))?;
+            return Ok((*v).clone());
+        }
+    }
+    let target = pick_target(node, &writable).await?;
+    target
+        .write(&hash, body)
+        .await
+        .map_err(|e| fault(node, target, e))?;
+    Ok(target.clone())
+}
+
+/// The first writable volume, in placement order, that is not full.
+async fn pick_target<'a>(
+    node: &Node,
+    writable: &[&'a Arc<dyn Volume>],
+) -> Result<&'a Arc<dyn Volume>, ApiError> {
+    let mut unavailable = None;
+    for v in writable {
+        match v.status().await {
+            Ok(st) if !st.full => return Ok(v),
+            Ok(_) => {}
+            Err(e) => {
+                node.metrics().volume_error(&v.params().uuid);
+                tracing::warn!(volume = %v.params().uuid, error = %e, "status failed");
+                unavailable = Some(e);
+            }
+        }
+    }
+    Err(match unavailable {
+        Some(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no volume can take the block: {e}"),
+        ),
+        None => VolumeError::Full.into(),
+    })
+}
+
+/// Counts and logs a volume's own failure; passes every error on as an API error.
+fn fault(node: &Node, vol: &Arc<dyn Volume>, e: VolumeError) -> ApiError {
+    if e.is_volume_fault() {
+        node.metrics().volume_error(&vol.params().uuid);
+        tracing::warn!(volume = %vol.params().uuid, error = %e, "write failed");
+    }
+    e.into()
+}
