@@ -52,6 +52,11 @@ impl S3Error {
         }
         let message = xml_field(body, "Message")
             .unwrap_or_else(|| body.chars().take(200).collect::<String>().trim().to_owned());
+        // A HEAD answer has no body: say what the status means.
+        let message = match reqwest::StatusCode::from_u16(status) {
+            Ok(s) if message.is_empty() => s.canonical_reason().unwrap_or_default().to_owned(),
+            _ => message,
+        };
         S3Error::Status {
             status,
             code,
@@ -132,6 +137,10 @@ mod tests {
         assert!(slow.is_retryable());
         assert!(S3Error::from_answer(400, SLOW).is_retryable(), "by code");
         assert!(S3Error::from_answer(429, "").is_retryable());
+        assert_eq!(
+            S3Error::from_answer(503, "").to_string(),
+            "S3 answered 503 : Service Unavailable"
+        );
         assert!(S3Error::from_answer(500, "oops").is_retryable());
         assert!(
             !S3Error::from_answer(403, "<Error><Code>AccessDenied</Code></Error>").is_retryable()
