@@ -64,6 +64,8 @@ pub(crate) struct Client {
     bucket: Bucket,
     credentials: Option<Credentials>,
     retry: RetryPolicy,
+    /// How long one try may wait for the store.
+    patience: Duration,
 }
 
 impl Client {
@@ -91,7 +93,7 @@ impl Client {
             .then(|| Credentials::new(opts.access_key.clone(), opts.secret_key.clone()));
         let http = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
-            .read_timeout(opts.read_timeout)
+            .tcp_keepalive(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -100,6 +102,7 @@ impl Client {
             bucket,
             credentials,
             retry: opts.retry,
+            patience: opts.read_timeout,
         })
     }
 
@@ -107,15 +110,40 @@ impl Client {
         self.credentials.as_ref()
     }
 
+    /// How long the store may stay silent (see `S3Options::read_timeout`).
+    pub(crate) fn patience(&self) -> Duration {
+        self.patience
+    }
+
     /// Runs `op` until it succeeds, fails for good, or runs out of tries.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, S3Error>
+    async fn retrying<T, F, Fut>(&self, what: &str, op: F) -> Result<T, S3Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, S3Error>>,
+    {
+        self.retrying_within(what, self.patience, op).await
+    }
+
+    /// As [`retrying`](Self::retrying), each try given at most `limit`.
+    async fn retrying_within<T, F, Fut>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut op: F,
+    ) -> Result<T, S3Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, S3Error>>,
     {
         let mut attempt = 1;
         loop {
-            match op().await {
+            let tried = tokio::time::timeout(limit, op()).await.unwrap_or_else(|_| {
+                Err(S3Error::Transport(format!(
+                    "{what}: no answer within {}s",
+                    limit.as_secs_f32()
+                )))
+            });
+            match tried {
                 Err(e) if e.is_retryable() && attempt < self.retry.max_attempts.max(1) => {
                     let base = self.retry.delay(attempt);
                     let jitter = base.mul_f64(rand::random::<f64>() / 2.0);
@@ -175,7 +203,9 @@ impl Client {
         md5: Option<&BlockHash>,
     ) -> Result<(), S3Error> {
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        self.retrying("PUT", || async {
+        // Sending from memory: allow one more second per MiB.
+        let limit = self.patience + Duration::from_secs(len >> 20);
+        self.retrying_within("PUT", limit, || async {
             let body = match parts {
                 [] => reqwest::Body::from(Bytes::new()),
                 [one] => reqwest::Body::from(one.clone()),

@@ -74,7 +74,10 @@ pub struct S3Options {
     pub retry: RetryPolicy,
     /// How long to wait for a TCP (and TLS) connection.
     pub connect_timeout: Duration,
-    /// How long a response may stay silent before the request fails.
+    /// How long the store may stay silent: without answering a request
+    /// (a PUT from memory gets one more second per MiB), between two pieces
+    /// of a block being read, or without taking data of a block being
+    /// streamed to it. Then the try fails as a connection failure.
     pub read_timeout: Duration,
     /// How many writes of unknown length may buffer a whole block (up to
     /// 64 MiB each) at once; further ones wait. Writes of known length

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -77,11 +78,27 @@ impl UploadLocks {
     }
 }
 
-/// What the body stream saw, for after the request.
-#[derive(Debug, Default)]
+/// What the body stream saw, for the watchdog and for after the request.
+#[derive(Debug)]
 struct Outcome {
     verified: bool,
     error: Option<BodyError>,
+    /// Whether the stream is waiting for the client's next chunk (then a
+    /// pause is the client's, not the store's).
+    awaiting_client: bool,
+    /// When the stream last handed a chunk over (or started).
+    handed_over: Instant,
+}
+
+impl Outcome {
+    fn new() -> Self {
+        Outcome {
+            verified: false,
+            error: None,
+            awaiting_client: false,
+            handed_over: Instant::now(),
+        }
+    }
 }
 
 async fn streamed(
@@ -96,11 +113,16 @@ async fn streamed(
     let Some(first) = body.next_chunk().await.map_err(S3Error::Body)? else {
         return client.put_parts(key, &[], Some(&hash)).await;
     };
-    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let outcome = Arc::new(Mutex::new(Outcome::new()));
     let stream = lagging(body, first, outcome.clone());
-    let sent = client
-        .put_stream(key, len, &hash, reqwest::Body::wrap_stream(stream))
-        .await;
+    let patience = client.patience();
+    let sent = tokio::select! {
+        sent = client.put_stream(key, len, &hash, reqwest::Body::wrap_stream(stream)) => sent,
+        () = stalled(&outcome, patience) => Err(S3Error::Transport(format!(
+            "S3 took no data and gave no answer for {}s",
+            patience.as_secs_f32()
+        ))),
+    };
     let mut outcome = lock(&outcome);
     if let Some(e) = outcome.error.take() {
         return Err(S3Error::Body(e));
@@ -113,6 +135,19 @@ async fn streamed(
         ));
     }
     Ok(())
+}
+
+/// Returns once the store has neither asked for the next chunk nor
+/// answered for `patience`, while the client was not the one being waited on.
+async fn stalled(outcome: &Mutex<Outcome>, patience: Duration) {
+    let tick = (patience / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        let o = lock(outcome);
+        if !o.awaiting_client && o.handed_over.elapsed() > patience {
+            return;
+        }
+    }
 }
 
 /// The body's chunks, each released once the following one arrived; the
@@ -134,7 +169,14 @@ fn lagging(
     };
     futures::stream::unfold(Some(start), |state| async move {
         let mut feed = state?;
-        match feed.body.next_chunk().await {
+        lock(&feed.outcome).awaiting_client = true;
+        let next = feed.body.next_chunk().await;
+        {
+            let mut o = lock(&feed.outcome);
+            o.awaiting_client = false;
+            o.handed_over = Instant::now();
+        }
+        match next {
             Ok(Some(next)) => {
                 let out = std::mem::replace(&mut feed.held, next);
                 Some((Ok(out), Some(feed)))
@@ -190,7 +232,7 @@ mod tests {
         let hash = BlockHash::of(data);
         let mut body = body_of(vec![data], Some(data.len() as u64), hash);
         let first = body.next_chunk().await.unwrap().unwrap();
-        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let outcome = Arc::new(Mutex::new(Outcome::new()));
         let chunks: Vec<_> = lagging(body, first, outcome.clone()).collect().await;
         assert!(chunks.iter().all(Result::is_ok));
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
@@ -203,7 +245,7 @@ mod tests {
         let hash = BlockHash::of(b"something else");
         let mut body = body_of(vec![b"abc"], Some(3), hash);
         let first = body.next_chunk().await.unwrap().unwrap();
-        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let outcome = Arc::new(Mutex::new(Outcome::new()));
         let chunks: Vec<_> = lagging(body, first, outcome.clone()).collect().await;
         assert_eq!(chunks.len(), 1, "only the error: {chunks:?}");
         assert!(matches!(chunks[0], Err(BodyError::HashMismatch { .. })));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use keep_locator::BlockHash;
 use keep_volume::{
     BlockBody, BlockReader, BodyError, EmptyTrashStats, IndexSender, Volume, VolumeError,
@@ -125,11 +125,28 @@ impl Inner {
     }
 }
 
-/// A reader streaming the answer to a GET.
-fn reader(size: u64, resp: reqwest::Response) -> BlockReader {
-    let chunks = resp
-        .bytes_stream()
-        .map_err(|e| VolumeError::Unavailable(S3Error::from(e).to_string()));
+/// A reader streaming the answer to a GET; it fails if the store sends
+/// nothing for `patience` while the reader waits.
+fn reader(size: u64, resp: reqwest::Response, patience: Duration) -> BlockReader {
+    let bytes = resp.bytes_stream().boxed();
+    let chunks = futures::stream::unfold(Some(bytes), move |state| async move {
+        let mut bytes = state?;
+        match tokio::time::timeout(patience, bytes.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((
+                Err(VolumeError::Unavailable(S3Error::from(e).to_string())),
+                None,
+            )),
+            Err(_) => Some((
+                Err(VolumeError::Unavailable(format!(
+                    "S3 sent nothing of the block for {}s",
+                    patience.as_secs_f32()
+                ))),
+                None,
+            )),
+        }
+    });
     BlockReader {
         size,
         chunks: chunks.boxed(),
@@ -150,7 +167,7 @@ impl Volume for S3Volume {
         let inner = &self.inner;
         let data = inner.layout.data(hash);
         match inner.client.get(&data).await {
-            Ok((size, resp)) => return Ok(reader(size, resp)),
+            Ok((size, resp)) => return Ok(reader(size, resp, inner.client.patience())),
             Err(S3Error::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
@@ -161,7 +178,7 @@ impl Volume for S3Volume {
             return Err(VolumeError::NotFound);
         }
         let (size, resp) = inner.client.get(&data).await?;
-        Ok(reader(size, resp))
+        Ok(reader(size, resp, inner.client.patience()))
     }
 
     async fn write(&self, hash: &BlockHash, body: BlockBody) -> Result<(), VolumeError> {

@@ -223,6 +223,57 @@ async fn a_put_carries_length_and_md5_and_streams() {
     );
 }
 
+/// A store that answers HEAD bucket, then goes quiet: object HEADs and
+/// PUTs get no answer, a GET sends its head and 10 of 100 bytes.
+async fn silent_store() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 8192];
+                let Ok(n) = conn.read(&mut head).await else {
+                    return;
+                };
+                let head = String::from_utf8_lossy(&head[..n]).to_lowercase();
+                let answer = if head.starts_with("head /bucket/?") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else if head.starts_with("get ") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789"
+                } else {
+                    ""
+                };
+                let _ = conn.write_all(answer.as_bytes()).await;
+                // Hold the connection, silent, reading nothing more.
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                drop(conn);
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_store_times_out() {
+    let url = silent_store().await;
+    let mut opts = options(&url, "bucket", "", params());
+    opts.read_timeout = Duration::from_secs(1);
+    let vol = S3Volume::open(opts).await.expect("HEAD bucket answers");
+    let hash = BlockHash::of(b"x");
+    unavailable("streamed write", put(&vol, &test_data(3 << 20, 4), 65536)).await;
+    unavailable("mtime", vol.mtime(&hash)).await;
+    let mut reader = vol.open(&hash).await.expect("the GET head arrives");
+    let first = reader.chunks.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"0123456789");
+    let started = Instant::now();
+    let stuck = reader.chunks.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(&stuck, VolumeError::Unavailable(m) if m.contains("sent nothing")),
+        "{stuck}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 fn common_md5(hash: &BlockHash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(hash.as_bytes())

@@ -21,8 +21,9 @@ pub const ACCESS_KEY: &str = "keeptest";
 pub const SECRET_KEY: &str = "keeptest-secret";
 
 /// How to install the server the tests need.
-const INSTALL_HINT: &str = "install it with `python3 -m pip install 'moto[server]==5.2.1'` \
-     (or point KEEP_TEST_MOTO at a moto_server executable)";
+const INSTALL_HINT: &str = "install it with `python3 -m pip install -r \
+     crates/keep-volume-s3/tests/requirements.txt` (moto[server]==5.2.1), \
+     or point KEEP_TEST_MOTO at a moto_server executable";
 
 /// A running moto server; killed on drop.
 #[derive(Debug)]
