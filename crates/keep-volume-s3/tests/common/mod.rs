@@ -43,8 +43,8 @@ impl Moto {
     /// Starts a server on `port` and waits until it answers.
     pub fn start_on(port: u16) -> Moto {
         let exe = moto_exe();
-        // Its request log, for when a test fails.
-        let log_path = std::env::temp_dir().join(format!("keep-test-moto-{port}.log"));
+        // Its request log, for when a test fails (in the build's tmp dir).
+        let log_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("moto log file");
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
