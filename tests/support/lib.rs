@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod process;
+pub mod sdk;
 
 pub use http::{Client, Reply};
 pub use process::{Keepstore, NodeOptions, bin_path};

@@ -49,6 +49,10 @@ pub struct NodeOptions {
     /// Volumes (default: one directory volume `vol0` in the node's folder,
     /// unless a config file is given, whose volumes then count).
     pub volumes: Vec<PathBuf>,
+    /// Volume specs passed as given (`s3://...`), after `volumes`.
+    pub volume_specs: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `keepstore` on a loopback port; killed when dropped.
@@ -69,7 +73,10 @@ impl Keepstore {
     /// Starts a node in `dir` with `opts` and waits until it listens.
     pub fn start(dir: &Path, opts: NodeOptions) -> Keepstore {
         std::fs::create_dir_all(dir).expect("node dir");
-        let volumes = match (opts.volumes.is_empty(), opts.config.is_some()) {
+        let volumes = match (
+            opts.volumes.is_empty(),
+            opts.config.is_some() || !opts.volume_specs.is_empty(),
+        ) {
             (true, false) => vec![dir.join("vol0")],
             _ => opts.volumes.clone(),
         };
@@ -96,6 +103,10 @@ impl Keepstore {
         for v in &self.volumes {
             cmd.arg("--volume").arg(v);
         }
+        for spec in &self.opts.volume_specs {
+            cmd.arg("--volume").arg(spec);
+        }
+        cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.opts.args);
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -52,6 +52,13 @@ pub struct VolumeTable {
     pub storage_classes: Option<Vec<String>>,
     /// Free space below which the volume is full, e.g. `"64MiB"`.
     pub min_free: Option<String>,
+    /// S3: the access key id (default: `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// S3: a file holding the secret access key (default: `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key_file: Option<PathBuf>,
+    /// S3: how long after a trash a re-written block is still recovered
+    /// (Arvados's RaceWindow), e.g. `"24h"`.
+    pub race_window: Option<String>,
 }
 
 /// The config file, as parsed. Every field is optional; flags override.
@@ -99,7 +106,7 @@ pub struct FileConfig {
     /// Time to finish in-flight requests on shutdown, e.g. `"30s"`.
     pub shutdown_grace: Option<String>,
     /// Where the node keeps its own state (uuid); default: the first
-    /// directory volume.
+    /// directory volume, or `./keepstore-state` with S3 volumes only.
     pub state_dir: Option<PathBuf>,
 }
 
@@ -135,8 +142,21 @@ impl FileConfig {
 pub enum VolumeLocation {
     /// A local folder.
     Directory(PathBuf),
-    /// An S3 bucket, as its `s3://` URL.
-    S3(String),
+    /// An S3 bucket.
+    S3(Box<S3Location>),
+}
+
+/// An S3 volume's bucket and credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    /// Bucket, prefix, endpoint, region.
+    pub spec: keep_volume_s3::S3Spec,
+    /// The access key id.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret_key: Secret,
+    /// Arvados's RaceWindow.
+    pub race_window: Duration,
 }
 
 /// A validated volume.
@@ -345,7 +365,7 @@ fn volume(entry: &VolumeEntry, node_read_only: bool) -> Result<VolumeConfig, Str
         return Err("path is empty".into());
     }
     let location = if table.path.starts_with("s3://") {
-        VolumeLocation::S3(table.path.clone())
+        VolumeLocation::S3(Box::new(s3_location(&table)?))
     } else if table.path.contains("://") {
         return Err(format!(
             "{:?}: only directory paths and s3:// URLs are volumes",
@@ -380,6 +400,46 @@ fn volume(entry: &VolumeEntry, node_read_only: bool) -> Result<VolumeConfig, Str
         replication: table.replication.unwrap_or(1).max(1),
         storage_classes,
         min_free_bytes,
+    })
+}
+
+fn s3_location(table: &VolumeTable) -> Result<S3Location, String> {
+    let spec = keep_volume_s3::S3Spec::parse(&table.path).map_err(|e| e.to_string())?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let access_key = table
+        .access_key_id
+        .clone()
+        .or_else(|| env("AWS_ACCESS_KEY_ID"));
+    let secret_key = match &table.secret_access_key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    format!(
+                        "secret_access_key_file: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        None => env("AWS_SECRET_ACCESS_KEY"),
+    };
+    let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+        return Err(
+            "S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or access_key_id and secret_access_key_file".into(),
+        );
+    };
+    let race_window = match &table.race_window {
+        Some(text) => {
+            humantime::parse_duration(text).map_err(|e| format!("race_window: {text:?}: {e}"))?
+        }
+        None => Duration::from_secs(24 * 3600),
+    };
+    Ok(S3Location {
+        spec,
+        access_key,
+        secret_key: Secret(secret_key),
+        race_window,
     })
 }
 

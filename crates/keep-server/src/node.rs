@@ -6,6 +6,7 @@ use std::sync::Arc;
 use keep_locator::{BlockHash, placement};
 use keep_volume::directory::{DirOptions, DirVolume};
 use keep_volume::{Volume, VolumeParams};
+use keep_volume_s3::{S3Options, S3Volume};
 
 use crate::budget::Budget;
 use crate::config::{Config, VolumeConfig, VolumeLocation};
@@ -45,6 +46,28 @@ pub struct Node {
     metrics: Arc<Metrics>,
     budget: Budget,
     work: WorkLists,
+    health: VolumeHealth,
+}
+
+/// Volumes that failed recently, and until when to pass them over.
+#[derive(Debug, Default)]
+pub struct VolumeHealth {
+    until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl VolumeHealth {
+    /// Passes the volume over for `period`.
+    pub fn suspect(&self, uuid: &str, period: std::time::Duration) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(uuid.to_owned(), std::time::Instant::now() + period);
+    }
+
+    /// Whether the volume failed within its suspect period.
+    pub fn is_suspect(&self, uuid: &str) -> bool {
+        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uuid)
+            .is_some_and(|t| *t > std::time::Instant::now())
+    }
 }
 
 impl Node {
@@ -66,11 +89,8 @@ impl Node {
                             VolumeLocation::S3(_) => None,
                         })
                     })
-                    .ok_or_else(|| {
-                        StartError::Config(
-                            "a node without directory volumes needs --uuid or state_dir".into(),
-                        )
-                    })?;
+                    // Only S3 volumes: keep it in the working directory.
+                    .unwrap_or_else(|| PathBuf::from("keepstore-state"));
                 std::fs::create_dir_all(&dir).map_err(|source| StartError::State {
                     path: dir.clone(),
                     source,
@@ -96,6 +116,7 @@ impl Node {
             metrics,
             budget,
             work,
+            health: VolumeHealth::default(),
         })
     }
 
@@ -117,6 +138,11 @@ impl Node {
     /// Its metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Which volumes failed recently.
+    pub fn health(&self) -> &VolumeHealth {
+        &self.health
     }
 
     /// The pull and trash lists.
@@ -172,9 +198,31 @@ async fn open_volume(vc: &VolumeConfig, config: &Config) -> Result<Arc<dyn Volum
                 .map_err(fail)?;
             Ok(Arc::new(vol))
         }
-        VolumeLocation::S3(url) => Err(StartError::Config(format!(
-            "{url}: S3 volumes are not built in yet"
-        ))),
+        VolumeLocation::S3(s3) => {
+            let device = format!(
+                "s3://{}/{}/{}",
+                s3.spec.endpoint, s3.spec.bucket, s3.spec.prefix
+            );
+            let fail = |source| StartError::Volume {
+                location: device.clone(),
+                source,
+            };
+            // No file to keep a generated uuid in: derive a stable one.
+            let uuid = vc.uuid.clone().unwrap_or_else(|| {
+                let hex = keep_locator::BlockHash::of(device.as_bytes()).to_hex();
+                format!("zzzzz-nyw5e-{}", &hex[..15])
+            });
+            let mut opts = S3Options::new(
+                s3.spec.clone(),
+                params(vc, uuid, config),
+                &s3.access_key,
+                s3.secret_key.expose(),
+            );
+            opts.signing_ttl = config.signing_ttl;
+            opts.race_window = s3.race_window;
+            let vol = S3Volume::open(opts).await.map_err(fail)?;
+            Ok(Arc::new(vol))
+        }
     }
 }
 

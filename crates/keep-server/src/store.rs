@@ -2,6 +2,7 @@
 //! alike go through [`store`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use keep_locator::BlockHash;
@@ -57,13 +58,20 @@ pub async fn store(
     Ok(target.clone())
 }
 
-/// The first writable volume, in placement order, that is not full.
+/// How long a volume whose write failed is passed over for new blocks.
+const SUSPECT_FOR: Duration = Duration::from_secs(5);
+
+/// The first writable volume, in placement order, that is not full and
+/// did not just fail a write (unless every volume did).
 async fn pick_target<'a>(
     node: &Node,
     writable: &[&'a Arc<dyn Volume>],
 ) -> Result<&'a Arc<dyn Volume>, ApiError> {
     let mut unavailable = None;
-    for v in writable {
+    let (healthy, suspect): (Vec<&&Arc<dyn Volume>>, Vec<_>) = writable
+        .iter()
+        .partition(|v| !node.health().is_suspect(&v.params().uuid));
+    for v in healthy.into_iter().chain(suspect) {
         match v.status().await {
             Ok(st) if !st.full => return Ok(v),
             Ok(_) => {}
@@ -86,6 +94,7 @@ async fn pick_target<'a>(
 /// Counts and logs a volume's own failure; passes every error on as an API error.
 fn fault(node: &Node, vol: &Arc<dyn Volume>, e: VolumeError) -> ApiError {
     if e.is_volume_fault() {
+        node.health().suspect(&vol.params().uuid, SUSPECT_FOR);
         node.metrics().volume_error(&vol.params().uuid);
         tracing::warn!(volume = %vol.params().uuid, error = %e, "write failed");
     }

@@ -166,6 +166,15 @@ impl Client {
         .await
     }
 
+    /// One HEAD of the bucket, no retries: a cheap liveness probe.
+    pub(crate) async fn probe_bucket(&self, limit: Duration) -> Result<(), S3Error> {
+        let url = self.bucket.head_bucket(self.creds()).sign(SIGN_FOR);
+        match tokio::time::timeout(limit, send(self.http.request(Method::HEAD, url))).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(S3Error::Transport("HEAD bucket: no answer in time".into())),
+        }
+    }
+
     /// Size and LastModified of an object.
     pub(crate) async fn head(&self, key: &str) -> Result<ObjectMeta, S3Error> {
         self.retrying("HEAD", || async {

@@ -17,6 +17,7 @@ mod index;
 pub mod layout;
 mod options;
 mod spec;
+pub mod testing;
 mod time;
 mod trash;
 mod upload;

@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     buffers: Semaphore,
     uploads: UploadLocks,
     stripes: Vec<Mutex<()>>,
+    /// The last liveness probe and when it was made.
+    probe: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    connect_timeout: Duration,
 }
 
 impl S3Volume {
@@ -87,6 +90,8 @@ impl S3Volume {
                 buffers: Semaphore::new(opts.whole_block_buffers.max(1)),
                 uploads: UploadLocks::default(),
                 stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                probe: std::sync::Mutex::new(None),
+                connect_timeout: opts.connect_timeout,
             }),
         })
     }
@@ -243,8 +248,35 @@ impl Volume for S3Volume {
     }
 
     /// S3 reports no capacity: the volume is never full.
+    /// S3 has no capacity to report; the status says whether the bucket
+    /// answers, probed at most once a second, so a store that went away is
+    /// skipped for new writes instead of failing them.
     async fn status(&self) -> Result<VolumeStatus, VolumeError> {
-        Ok(VolumeStatus::default())
+        const FRESH: Duration = Duration::from_secs(1);
+        let cached = self
+            .inner
+            .probe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let result = match cached {
+            Some((at, r)) if at.elapsed() < FRESH => r,
+            _ => {
+                let limit = self.inner.connect_timeout.max(Duration::from_millis(100)) * 2;
+                let r = self
+                    .inner
+                    .client
+                    .probe_bucket(limit)
+                    .await
+                    .map_err(|e| e.to_string());
+                *self.inner.probe.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), r.clone()));
+                r
+            }
+        };
+        result
+            .map(|()| VolumeStatus::default())
+            .map_err(VolumeError::Unavailable)
     }
 
     async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
