@@ -202,7 +202,7 @@ async fn a_missing_bucket_is_a_clear_error() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_clear_error() {
-    let ep = format!("http://127.0.0.1:{}", common::free_port());
+    let ep = format!("http://127.0.0.1:{}", keep_volume_s3::testing::free_port());
     let started = std::time::Instant::now();
     let err = S3Volume::open(options(&ep, "bucket", "", params(7)))
         .await

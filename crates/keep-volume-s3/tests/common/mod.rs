@@ -12,7 +12,7 @@ use keep_volume::VolumeParams;
 use keep_volume_s3::{S3Options, S3Spec};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
-pub use keep_volume_s3::testing::{ACCESS_KEY, Moto, SECRET_KEY, create_bucket, free_port};
+pub use keep_volume_s3::testing::{ACCESS_KEY, Moto, SECRET_KEY, create_bucket};
 
 /// A raw rusty-s3 handle on a bucket of `endpoint`, for checking what the
 /// volume left in the store.
