@@ -6,7 +6,10 @@ use std::process::Command;
 use crate::{root, run_cmd};
 
 /// Python packages the tests use, pinned in these files.
-const REQUIREMENTS: &[&str] = &["tests/sdk/requirements.txt", "crates/keep-volume-s3/tests/requirements.txt"];
+const REQUIREMENTS: &[&str] = &[
+    "tests/sdk/requirements.txt",
+    "crates/keep-volume-s3/tests/requirements.txt",
+];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let lint = !args.iter().any(|a| a == "--no-lint");
