@@ -1,9 +1,11 @@
 //! Project automation, the matklad way: `cargo xtask <task>`.
 //!
+//! - `cluster`: a local cluster on loopback (introducer + storage nodes).
 //! - `test`: installs what the tests need (a Python virtualenv with the
 //!   Arvados SDK and the S3 test server), checks formatting, lints and docs,
 //!   then runs every test of the workspace.
 
+mod cluster;
 mod test;
 
 fn main() {
@@ -19,6 +21,7 @@ fn dispatch() -> anyhow::Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "test" => test::run(&rest),
+        "cluster" => cluster::run(&rest),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -30,6 +33,10 @@ fn dispatch() -> anyhow::Result<()> {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
+  cluster [--nodes N] [--dir DIR] [--base-port P] [--replication R] [--profile release|debug]
+        one introducer (port P) and N storage nodes (ports P+1..P+N) on loopback;
+        writes DIR/cluster.json once all answer; Ctrl-C or SIGTERM stops them all
+        (defaults: 3 nodes, target/cluster, 25100, 2 copies, release build)
   test [--no-lint] [-- <cargo test args>]
         install the test dependencies (Python virtualenv under target/test-venv),
         check fmt, clippy and docs, and run the whole test suite";

@@ -101,9 +101,9 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::open(config).await?;
-        let server = Server::bind(node.clone())
+        let server = Server::start(node.clone())
             .await
-            .with_context(|| format!("binding {}", node.config().listen))?;
+            .with_context(|| format!("starting on {}", node.config().listen))?;
         let addr = server.local_addr()?;
         tracing::info!(uuid = %node.uuid(), %addr, volumes = node.volumes().len(), "keepstore started");
         println!("listening on http://{addr}");

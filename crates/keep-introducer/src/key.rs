@@ -91,7 +91,7 @@ impl ClusterKey {
     }
 
     /// The key's bytes, for keying the HMAC.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }

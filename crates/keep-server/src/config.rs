@@ -216,7 +216,7 @@ pub struct Config {
     /// Introducer URLs.
     pub introducers: Vec<String>,
     /// The cluster's shared secret.
-    pub cluster_key: Option<Secret>,
+    pub cluster_key: Option<keep_introducer::ClusterKey>,
     /// How other nodes reach this one.
     pub public_url: Option<String>,
     /// This node's uuid, if configured.
@@ -307,7 +307,19 @@ impl FileConfig {
             .map(|s| SigningKey::new(s.expose().as_bytes().to_vec()));
         let system_root_token =
             read_secret("system_root_token_file", &self.system_root_token_file)?;
-        let cluster_key = read_secret("cluster_key_file", &self.cluster_key_file)?;
+        let cluster_key = match &self.cluster_key_file {
+            Some(path) => Some(
+                keep_introducer::ClusterKey::from_file(path)
+                    .map_err(|e| err("cluster_key_file", e.to_string()))?,
+            ),
+            None => None,
+        };
+        if !self.introducer.as_deref().unwrap_or_default().is_empty() && cluster_key.is_none() {
+            return Err(err(
+                "cluster_key_file",
+                "a node that uses an introducer needs the cluster key".into(),
+            ));
+        }
         let read_only = self.read_only.unwrap_or(false);
         let default_volumes = [VolumeEntry::Spec("./keep-data".into())];
         let entries = self.volumes.as_deref().unwrap_or(&default_volumes);

@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod handlers;

@@ -1,7 +1,8 @@
 //! A storage node: its identity, volumes, signing, budget and metrics.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use keep_locator::{BlockHash, placement};
 use keep_volume::directory::{DirOptions, DirVolume};
@@ -9,6 +10,7 @@ use keep_volume::{Volume, VolumeParams};
 use keep_volume_s3::{S3Options, S3Volume};
 
 use crate::budget::Budget;
+use crate::cluster::Cluster;
 use crate::config::{Config, VolumeConfig, VolumeLocation};
 use crate::metrics::Metrics;
 use crate::work::WorkLists;
@@ -47,6 +49,9 @@ pub struct Node {
     budget: Budget,
     work: WorkLists,
     health: VolumeHealth,
+    state_dir: PathBuf,
+    cluster: OnceLock<Cluster>,
+    draining: AtomicBool,
 }
 
 /// Volumes that failed recently, and until when to pass them over.
@@ -77,32 +82,21 @@ impl Node {
         for vc in &config.volumes {
             volumes.push(open_volume(vc, &config).await?);
         }
+        let state_dir = state_dir(&config);
+        std::fs::create_dir_all(&state_dir).map_err(|source| StartError::State {
+            path: state_dir.clone(),
+            source,
+        })?;
         let uuid = match &config.uuid {
             Some(u) => u.clone(),
-            None => {
-                let dir = config
-                    .state_dir
-                    .clone()
-                    .or_else(|| {
-                        config.volumes.iter().find_map(|v| match &v.location {
-                            VolumeLocation::Directory(p) => Some(p.clone()),
-                            VolumeLocation::S3(_) => None,
-                        })
-                    })
-                    // Only S3 volumes: keep it in the working directory.
-                    .unwrap_or_else(|| PathBuf::from("keepstore-state"));
-                std::fs::create_dir_all(&dir).map_err(|source| StartError::State {
-                    path: dir.clone(),
-                    source,
-                })?;
-                persistent_uuid(&dir.join(".keepstore-node-uuid"), "bi6l4")?
-            }
+            None => persistent_uuid(&state_dir.join(".keepstore-node-uuid"), "bi6l4")?,
         };
         Ok(Node::with_volumes(config, uuid, volumes))
     }
 
     /// A node over volumes the caller opened (any [`Volume`] backend).
     pub fn with_volumes(config: Config, uuid: String, volumes: Vec<Arc<dyn Volume>>) -> Arc<Node> {
+        let state_dir = state_dir(&config);
         let metrics = Arc::new(Metrics::new());
         let budget = Budget::new(
             config.max_buffer_memory,
@@ -117,6 +111,9 @@ impl Node {
             budget,
             work,
             health: VolumeHealth::default(),
+            state_dir,
+            cluster: OnceLock::new(),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -138,6 +135,33 @@ impl Node {
     /// Its metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Where the node keeps its own state.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Its cluster membership, once joined.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.get()
+    }
+
+    /// Records the cluster membership (once).
+    pub fn set_cluster(&self, cluster: Cluster) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("the node joined a cluster twice; keeping the first");
+        }
+    }
+
+    /// Whether the node is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Marks the node as shutting down.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Which volumes failed recently.
@@ -224,6 +248,21 @@ async fn open_volume(vc: &VolumeConfig, config: &Config) -> Result<Arc<dyn Volum
             Ok(Arc::new(vol))
         }
     }
+}
+
+/// Where the node keeps its own state: `state_dir`, else the first
+/// directory volume, else `./keepstore-state` (S3 volumes only).
+fn state_dir(config: &Config) -> PathBuf {
+    config
+        .state_dir
+        .clone()
+        .or_else(|| {
+            config.volumes.iter().find_map(|v| match &v.location {
+                VolumeLocation::Directory(p) => Some(p.clone()),
+                VolumeLocation::S3(_) => None,
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("keepstore-state"))
 }
 
 fn params(vc: &VolumeConfig, uuid: String, config: &Config) -> VolumeParams {

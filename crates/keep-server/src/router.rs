@@ -33,6 +33,12 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
         if let Ok(v) = id.parse() {
             resp.headers_mut().insert(request_id::HEADER, v);
         }
+        if node.is_draining() {
+            resp.headers_mut().insert(
+                keep_remote::DRAINING_HEADER,
+                http::HeaderValue::from_static("true"),
+            );
+        }
         let status = resp.status().as_u16();
         node.metrics()
             .requests
@@ -42,12 +48,13 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 status,
             })
             .inc();
-        tracing::info!(
-            route,
-            status,
-            elapsed_ms = start.elapsed().as_millis() as u64,
-            "handled"
-        );
+        let elapsed_ms = start.elapsed().as_millis() as u64;
+        if matches!(route, "node_status" | "health" | "metrics") {
+            // Heartbeats and scrapes: frequent and routine.
+            tracing::debug!(route, status, elapsed_ms, "handled");
+        } else {
+            tracing::info!(route, status, elapsed_ms, "handled");
+        }
         resp
     }
     .instrument(span)
@@ -66,6 +73,10 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
             req.uri(),
         )
     };
+    let from_peer = |req: &Request<Incoming>| {
+        node.cluster()
+            .is_some_and(|c| c.is_peer(req.headers(), req.uri()))
+    };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["_health", "ping"] => (
@@ -83,6 +94,26 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
                 }
                 Ok(resp)
             }),
+        ),
+        ["_keep", "node"] => (
+            "node_status",
+            async {
+                check_method(&method, &[Method::GET])?;
+                if auth::token(req.headers(), req.uri()).is_none() {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "node credential required",
+                    ));
+                }
+                if !from_peer(&req) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "not a node of this cluster",
+                    ));
+                }
+                Ok(node_status(node))
+            }
+            .await,
         ),
         ["mounts"] => (
             "mounts",
@@ -161,7 +192,9 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
             "DELETE" => (
                 "delete_block",
                 async {
-                    admin(&req)?;
+                    if !from_peer(&req) {
+                        admin(&req)?;
+                    }
                     admin::delete(node, &path).await
                 }
                 .await,
@@ -181,6 +214,22 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
             Err(ApiError::bad_request(format!("unknown route {path}"))),
         ),
     }
+}
+
+/// `GET /_keep/node`: identity, protocol and state, for peers.
+fn node_status(node: &Node) -> Response<Body> {
+    let writable = node.volumes().iter().any(|v| v.params().allow_write);
+    let status = keep_remote::NodeStatus {
+        uuid: node.uuid().to_owned(),
+        protocol: keep_remote::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        draining: node.is_draining(),
+        read_only: node.config().read_only || !writable,
+    };
+    keep_http::body::json(
+        StatusCode::OK,
+        serde_json::to_vec(&status).unwrap_or_default(),
+    )
 }
 
 fn looks_like_block(segment: &str) -> bool {

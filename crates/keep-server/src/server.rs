@@ -8,7 +8,8 @@ use std::time::Duration;
 use keep_http::ServeOptions;
 use tokio::net::TcpListener;
 
-use crate::node::Node;
+use crate::cluster::Cluster;
+use crate::node::{Node, StartError};
 use crate::{router, work};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,36 @@ impl Server {
     pub async fn bind(node: Arc<Node>) -> std::io::Result<Server> {
         let listener = TcpListener::bind(node.config().listen).await?;
         Ok(Server { node, listener })
+    }
+
+    /// Binds the node's listen address and joins its cluster (when it has a
+    /// cluster key): heartbeats, and publishing to the introducers.
+    pub async fn start(node: Arc<Node>) -> Result<Server, StartError> {
+        let server = Server::bind(node)
+            .await
+            .map_err(|e| StartError::Config(format!("cannot listen: {e}")))?;
+        server.join_cluster().await?;
+        Ok(server)
+    }
+
+    /// Joins the cluster the node's config names, if any. The node's
+    /// public URL defaults to `http://` and the bound address.
+    pub async fn join_cluster(&self) -> Result<(), StartError> {
+        let cfg = self.node.config();
+        let Some(key) = &cfg.cluster_key else {
+            return Ok(());
+        };
+        let url = match &cfg.public_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "http://{}",
+                self.local_addr()
+                    .map_err(|e| StartError::Config(e.to_string()))?
+            ),
+        };
+        let cluster = Cluster::start(&self.node, key, url).await?;
+        self.node.set_cluster(cluster);
+        Ok(())
     }
 
     /// Serves on a listener the caller bound.
@@ -53,6 +84,16 @@ impl Server {
         let node = self.node.clone();
         let cancel = CancellationToken::new();
         let workers = work::spawn_workers(&node, &cancel);
+        // On shutdown, say so first (answers carry X-Keep-Draining, the
+        // introducers hear download-only), then stop accepting.
+        let drainer = self.node.clone();
+        let shutdown = async move {
+            shutdown.await;
+            drainer.set_draining();
+            if let Some(cluster) = drainer.cluster() {
+                cluster.drain().await;
+            }
+        };
         let drained = keep_http::serve(
             self.listener,
             move |req| router::handle(node.clone(), req),
@@ -60,6 +101,9 @@ impl Server {
             opts,
         )
         .await;
+        if let Some(cluster) = self.node.cluster() {
+            cluster.stop().await;
+        }
         // Stop background work: workers finish their current entry.
         cancel.cancel();
         self.node.work().close();

@@ -1,34 +1,38 @@
-//! `GET` and `HEAD /{locator}`: find the block on a volume and stream it,
-//! verified.
+//! `GET` and `HEAD /{locator}`: find the block on a volume (or, failing
+//! that, on a peer) and stream it, verified.
 //!
 //! Architecture invariant: corrupt content is never delivered as a success.
 //! A block that fits in one chunk is verified before the answer starts, so a
-//! corrupt copy is moved aside and the next volume tried. A larger block is
-//! verified as it streams, with its last chunk held back until the hash is
-//! checked: if it fails, the connection is aborted before the body
-//! completes (the client sees a short read), and the copy is moved aside.
+//! corrupt copy is moved aside and the next volume (or peer) tried. A larger
+//! block is verified as it streams, with its last chunk held back until the
+//! hash is checked: if it fails, the connection is aborted before the body
+//! completes (the client sees a short read), and a local copy is moved aside.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use http::request::Parts;
 use http::{Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use keep_http::Body;
 use keep_locator::{BlockHash, Locator};
-use keep_volume::{BlockReader, CHUNK_SIZE, ContentCheck, Volume, VolumeError};
+use keep_remote::{LOCAL_ONLY_HEADER, protocol};
+use keep_volume::{CHUNK_SIZE, ContentCheck, Volume, VolumeError};
 
 use crate::budget::Reservation;
+use crate::cluster::forward;
 use crate::error::ApiError;
 use crate::metrics::VolumeLabels;
 use crate::node::Node;
 use crate::{auth, handlers::parse_locator};
 
-/// Why serving from one volume did not work out.
-enum Failed {
-    /// The copy was corrupt and has been moved aside: try another volume.
+/// Why serving one copy did not work out.
+#[derive(Debug)]
+pub enum Failed {
+    /// The copy was corrupt (a local one has been moved aside): try another.
     Corrupt,
     /// Any other error.
     Api(ApiError),
@@ -44,8 +48,15 @@ pub async fn get_block(
     if loc.size.is_none() && loc.hash != BlockHash::EMPTY {
         return Err(ApiError::method_not_allowed());
     }
-    check_permission(node, &loc, parts)?;
+    let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
+    let from_peer = node
+        .cluster()
+        .is_some_and(|c| c.is_peer(&parts.headers, &parts.uri));
+    if !from_peer {
+        check_permission(node, &loc, parts)?;
+    }
     let mut fault: Option<VolumeError> = None;
+    let mut corrupt = false;
     for vol in node.volumes_for(&loc.hash) {
         let reader = match vol.open(&loc.hash).await {
             Ok(r) => r,
@@ -60,9 +71,30 @@ pub async fn get_block(
         if head {
             return Ok(block_response(reader.size, keep_http::body::empty()));
         }
-        match serve(node, vol, loc.hash, reader).await {
+        let (node2, vol2) = (node.clone(), vol.clone());
+        let chunks = reader
+            .chunks
+            .map(move |c| {
+                c.map_err(|e| {
+                    node2.metrics().volume_error(&vol2.params().uuid);
+                    tracing::warn!(volume = %vol2.params().uuid, error = %e, "read failed");
+                    e.to_string()
+                })
+            })
+            .boxed();
+        match serve(
+            node,
+            Source {
+                chunks,
+                size: reader.size,
+                local: Some(vol.clone()),
+            },
+            loc.hash,
+        )
+        .await
+        {
             Ok(resp) => return Ok(resp),
-            Err(Failed::Corrupt) => continue,
+            Err(Failed::Corrupt) => corrupt = true,
             Err(Failed::Api(e)) => return Err(e),
         }
     }
@@ -70,9 +102,16 @@ pub async fn get_block(
         // The empty block needs no storage to exist.
         return Ok(block_response(0, keep_http::body::empty()));
     }
-    match fault {
-        Some(e) => Err(e.into()),
-        None => Err(ApiError::not_found()),
+    if !local_only && let Some(cluster) = node.cluster() {
+        let size = loc.size.unwrap_or(0);
+        if let Some(resp) = forward::read(node, cluster, loc.hash, size, head).await? {
+            return Ok(resp);
+        }
+    }
+    match (fault, corrupt) {
+        (Some(e), _) => Err(e.into()),
+        (None, true) => Err(VolumeError::Corrupt(String::new()).into()),
+        (None, false) => Err(ApiError::not_found()),
     }
 }
 
@@ -87,7 +126,8 @@ fn check_permission(node: &Node, loc: &Locator, parts: &Parts) -> Result<(), Api
     Ok(())
 }
 
-fn block_response(size: u64, body: Body) -> Response<Body> {
+/// A `200` answer for a block of `size` bytes.
+pub fn block_response(size: u64, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, size.into());
@@ -98,28 +138,38 @@ fn block_response(size: u64, body: Body) -> Response<Body> {
     resp
 }
 
-async fn serve(
+/// Where a block's bytes come from.
+pub struct Source {
+    /// The bytes; an error is described for the log.
+    pub chunks: BoxStream<'static, Result<Bytes, String>>,
+    /// The size the source announced.
+    pub size: u64,
+    /// The local volume holding it, to quarantine a corrupt copy.
+    pub local: Option<Arc<dyn Volume>>,
+}
+
+/// Serves a block from `src`, verified against `hash`.
+pub async fn serve(
     node: &Arc<Node>,
-    vol: &Arc<dyn Volume>,
+    mut src: Source,
     hash: BlockHash,
-    mut reader: BlockReader,
 ) -> Result<Response<Body>, Failed> {
-    let reservation = node
-        .budget()
-        .reserve(reader.size)
-        .await
-        .map_err(Failed::Api)?;
+    let reservation = node.budget().reserve(src.size).await.map_err(Failed::Api)?;
     let mut check = ContentCheck::new();
-    if reader.size <= CHUNK_SIZE as u64 {
+    if src.size <= CHUNK_SIZE as u64 {
         // Small: read it all and verify before answering.
         let mut whole: Vec<Bytes> = Vec::with_capacity(1);
-        while let Some(chunk) = reader.chunks.next().await {
-            let chunk = chunk.map_err(|e| Failed::Api(read_error(node, vol, e)))?;
+        while let Some(chunk) = src.chunks.next().await {
+            let chunk =
+                chunk.map_err(|e| Failed::Api(ApiError::internal(format!("read failed: {e}"))))?;
             check.update(&chunk).await;
+            if check.len() > src.size {
+                break;
+            }
             whole.push(chunk);
         }
-        if check.len() != reader.size || check.finish() != hash {
-            corrupt(node, vol, hash).await;
+        if check.len() != src.size || check.finish() != hash {
+            corrupt(node, src.local.as_ref(), hash).await;
             return Err(Failed::Corrupt);
         }
         let data: Bytes = match whole.len() {
@@ -128,15 +178,13 @@ async fn serve(
             _ => whole.concat().into(),
         };
         node.metrics().bytes_out.inc_by(data.len() as u64);
-        return Ok(block_response(reader.size, keep_http::body::full(data)));
+        return Ok(block_response(src.size, keep_http::body::full(data)));
     }
-    let size = reader.size;
+    let size = src.size;
     let stream = Verifying {
         node: node.clone(),
-        vol: vol.clone(),
+        src,
         hash,
-        size,
-        reader,
         check,
         _reservation: reservation,
     }
@@ -144,14 +192,12 @@ async fn serve(
     Ok(block_response(size, StreamBody::new(stream).boxed_unsync()))
 }
 
-fn read_error(node: &Node, vol: &Arc<dyn Volume>, e: VolumeError) -> ApiError {
-    node.metrics().volume_error(&vol.params().uuid);
-    tracing::warn!(volume = %vol.params().uuid, error = %e, "read failed");
-    e.into()
-}
-
-/// Moves a corrupt copy aside and counts it.
-async fn corrupt(node: &Node, vol: &Arc<dyn Volume>, hash: BlockHash) {
+/// Counts a corrupt copy and moves a local one aside.
+async fn corrupt(node: &Node, local: Option<&Arc<dyn Volume>>, hash: BlockHash) {
+    let Some(vol) = local else {
+        tracing::error!(block = %hash, "a peer sent a block that failed its checksum");
+        return;
+    };
     let uuid = &vol.params().uuid;
     tracing::error!(volume = %uuid, block = %hash, "stored block failed its checksum; moving it aside");
     node.metrics()
@@ -165,13 +211,19 @@ async fn corrupt(node: &Node, vol: &Arc<dyn Volume>, hash: BlockHash) {
     }
 }
 
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A large block on its way out, hashed as it goes.
 struct Verifying {
     node: Arc<Node>,
-    vol: Arc<dyn Volume>,
+    src: Source,
     hash: BlockHash,
-    size: u64,
-    reader: BlockReader,
     check: ContentCheck,
     _reservation: Reservation,
 }
@@ -186,10 +238,10 @@ impl Verifying {
         futures::stream::unfold(Some((self, None::<Bytes>)), |state| async move {
             let (mut st, mut held) = state?;
             loop {
-                match st.reader.chunks.next().await {
+                match st.src.chunks.next().await {
                     Some(Ok(chunk)) => {
                         st.check.update(&chunk).await;
-                        if st.check.len() > st.size {
+                        if st.check.len() > st.src.size {
                             return Some((Err(st.fail().await), None));
                         }
                         if let Some(out) = held.replace(chunk) {
@@ -197,12 +249,9 @@ impl Verifying {
                             return Some((Ok(Frame::data(out)), Some((st, held))));
                         }
                     }
-                    Some(Err(e)) => {
-                        let err = read_error(&st.node, &st.vol, e);
-                        return Some((Err(err.message.into()), None));
-                    }
+                    Some(Err(e)) => return Some((Err(e.into()), None)),
                     None => {
-                        let whole = st.check.len() == st.size;
+                        let whole = st.check.len() == st.src.size;
                         if !(whole && std::mem::take(&mut st.check).finish() == st.hash) {
                             return Some((Err(st.fail().await), None));
                         }
@@ -216,7 +265,7 @@ impl Verifying {
     }
 
     async fn fail(self) -> keep_http::BoxError {
-        corrupt(&self.node, &self.vol, self.hash).await;
+        corrupt(&self.node, self.src.local.as_ref(), self.hash).await;
         format!("block {} failed its checksum while being sent", self.hash).into()
     }
 }

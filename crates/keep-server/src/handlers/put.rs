@@ -11,12 +11,14 @@ use keep_http::Body;
 use keep_locator::Locator;
 use keep_volume::{BlockBody, BodyError, ChunkStream, MAX_BLOCK_SIZE};
 
+use crate::cluster::replicate;
 use crate::error::ApiError;
 use crate::handlers::parse_locator;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::store::store;
 use crate::{auth, unix_now};
+use keep_remote::{LOCAL_ONLY_HEADER, protocol};
 
 /// Answers `PUT /{md5}`.
 pub async fn put_block(
@@ -39,6 +41,16 @@ pub async fn put_block(
 
     let stored_on = store(node, hash, body, None).await?;
     let size = received.load(Ordering::Relaxed);
+    let mut replicas = stored_on.params().replication as usize;
+    let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
+    if !local_only && let Some(cluster) = node.cluster() {
+        let desired =
+            desired_replicas(&parts.headers)?.unwrap_or(node.config().replication as usize);
+        if desired > replicas {
+            replicas +=
+                replicate::fan_out(node, cluster, &stored_on, hash, size, desired - replicas).await;
+        }
+    }
 
     let mut locator = Locator::new(hash, size);
     if let (Some(key), Some(token)) = (
@@ -52,15 +64,29 @@ pub async fn put_block(
     let confirmed: Vec<String> = params
         .storage_classes
         .keys()
-        .map(|class| format!("{class}={}", params.replication))
+        .map(|class| format!("{class}={replicas}"))
         .collect();
     let mut resp = keep_http::body::text(StatusCode::OK, locator);
     let h = resp.headers_mut();
-    h.insert("x-keep-replicas-stored", params.replication.into());
+    h.insert("x-keep-replicas-stored", replicas.into());
     if let Ok(v) = confirmed.join(", ").parse() {
         h.insert("x-keep-storage-classes-confirmed", v);
     }
     Ok(resp)
+}
+
+/// `X-Keep-Desired-Replicas`: absent is fine, malformed is 400.
+fn desired_replicas(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    match headers.get("x-keep-desired-replicas") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .map(|n| Some(n.min(64)))
+            .ok_or_else(|| ApiError::bad_request("malformed X-Keep-Desired-Replicas")),
+    }
 }
 
 /// The declared body length: absent is fine (chunked), malformed is 400.

@@ -1,0 +1,289 @@
+//! `cargo xtask cluster`: one introducer and N storage nodes on loopback,
+//! `DIR/cluster.json` once every node answers, a clean stop of every
+//! process on SIGINT or SIGTERM (see `shared/CONTRACT.md`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::{root, run_cmd};
+
+struct Options {
+    nodes: usize,
+    dir: PathBuf,
+    base_port: u16,
+    replication: usize,
+    profile: String,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        nodes: 3,
+        dir: root().join("target/cluster"),
+        base_port: 25100,
+        replication: 2,
+        profile: "release".into(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--nodes" => o.nodes = value()?.parse().context("--nodes")?,
+            "--dir" => o.dir = PathBuf::from(value()?),
+            "--base-port" => o.base_port = value()?.parse().context("--base-port")?,
+            "--replication" => o.replication = value()?.parse().context("--replication")?,
+            "--profile" => o.profile = value()?.clone(),
+            other => bail!("unknown flag {other}; see `cargo xtask help`"),
+        }
+    }
+    if o.nodes == 0 || o.replication == 0 {
+        bail!("--nodes and --replication must be at least 1");
+    }
+    if o.profile != "release" && o.profile != "debug" {
+        bail!("--profile is release or debug");
+    }
+    Ok(o)
+}
+
+/// A child process that is terminated (then killed) when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    fn terminate(&mut self, grace: Duration) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!("xtask: {} stopped ({status})", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("xtask: {} ignored SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate(Duration::from_secs(10));
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let o = parse(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build.args(["build", "--quiet", "-p", "keepstore", "-p", "introducer"]);
+    if o.profile == "release" {
+        build.arg("--release");
+    }
+    run_cmd(&mut build)?;
+    let bin = |name: &str| root().join("target").join(&o.profile).join(name);
+
+    std::fs::create_dir_all(&o.dir)?;
+    let dir = o.dir.canonicalize()?;
+    let cluster_key = secret(&dir.join("cluster-key"))?;
+    let root_token = secret(&dir.join("system-root-token"))?;
+    let signing_key = secret(&dir.join("blob-signing-key"))?;
+    let _ = std::fs::remove_file(dir.join("cluster.json"));
+
+    let introducer_url = format!("http://127.0.0.1:{}", o.base_port);
+    let mut procs = vec![spawn(
+        "introducer",
+        Command::new(bin("introducer"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", o.base_port))
+            .arg("--state-dir")
+            .arg(dir.join("introducer"))
+            .arg("--cluster-key-file")
+            .arg(&cluster_key),
+        &dir.join("introducer.log"),
+    )?];
+    let mut nodes = Vec::new();
+    for i in 1..=o.nodes {
+        let port = o.base_port + i as u16;
+        let url = format!("http://127.0.0.1:{port}");
+        let uuid = format!("zzzzz-bi6l4-{i:015}");
+        let volume = dir.join(format!("keep{i}"));
+        let p = spawn(
+            &format!("keepstore {i}"),
+            Command::new(bin("keepstore"))
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--public-url",
+                    &url,
+                    "--uuid",
+                    &uuid,
+                ])
+                .arg("--volume")
+                .arg(&volume)
+                .args(["--introducer", &introducer_url])
+                .arg("--cluster-key-file")
+                .arg(&cluster_key)
+                .arg("--system-root-token-file")
+                .arg(&root_token)
+                .arg("--blob-signing-key-file")
+                .arg(&signing_key)
+                .args(["--replication", &o.replication.to_string()]),
+            &dir.join(format!("keep{i}.log")),
+        )?;
+        nodes.push(serde_json::json!({
+            "uuid": uuid, "url": url, "pid": p.child.id(),
+            "volumes": [volume.display().to_string()],
+        }));
+        procs.push(p);
+    }
+
+    // Ready once every node answers and the introducer knows them all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &nodes {
+        let url = n["url"].as_str().unwrap_or_default();
+        wait_until(deadline, &stop, &mut procs, || {
+            http_get(url, "/_health/ping").is_some_and(|b| b.contains("OK"))
+        })?;
+    }
+    wait_until(deadline, &stop, &mut procs, || {
+        http_get(&introducer_url, "/v1/announcements?service=upload_storage")
+            .and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(&b).ok())
+            .is_some_and(|list| list.len() >= o.nodes)
+    })?;
+    let token = std::fs::read_to_string(&root_token)?;
+    let info = serde_json::json!({
+        "introducer": introducer_url,
+        "system_root_token": token.trim(),
+        "replication": o.replication,
+        "keepstores": nodes,
+    });
+    let tmp = dir.join("cluster.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
+    std::fs::rename(&tmp, dir.join("cluster.json"))?;
+    let services: Vec<&str> = nodes.iter().filter_map(|n| n["url"].as_str()).collect();
+    println!("cluster ready: {}", dir.join("cluster.json").display());
+    println!("  export ARVADOS_KEEP_SERVICES=\"{}\"", services.join(" "));
+    println!(
+        "  admin token: {}   (Ctrl-C stops every process)",
+        dir.join("system-root-token").display()
+    );
+
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(dead) = first_exited(&mut procs) {
+            eprintln!(
+                "xtask: {} exited on its own; stopping the cluster",
+                dead.name
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("xtask: stopping the cluster");
+    // Nodes first, then the introducer.
+    for p in procs.iter_mut().rev() {
+        p.terminate(Duration::from_secs(30));
+    }
+    Ok(())
+}
+
+/// The first process that has exited, if any.
+fn first_exited(procs: &mut [Proc]) -> Option<&Proc> {
+    let i = procs
+        .iter_mut()
+        .position(|p| matches!(p.child.try_wait(), Ok(Some(_))))?;
+    Some(&procs[i])
+}
+
+fn spawn(name: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    eprintln!(
+        "xtask: started {name} (pid {}), log {}",
+        child.id(),
+        log.display()
+    );
+    Ok(Proc {
+        name: name.to_owned(),
+        child,
+    })
+}
+
+/// Polls `ready` until it holds; fails at the deadline, on a signal, or when
+/// a process dies.
+fn wait_until(
+    deadline: Instant,
+    stop: &AtomicBool,
+    procs: &mut [Proc],
+    mut ready: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    while !ready() {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted while starting");
+        }
+        if let Some(dead) = first_exited(procs) {
+            bail!("{} exited while starting; see its log", dead.name);
+        }
+        if Instant::now() > deadline {
+            bail!("the cluster did not come up within 60 s; see the logs");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// The path of a secret file, created with random content if missing.
+fn secret(path: &Path) -> anyhow::Result<PathBuf> {
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut bytes = [0u8; 24];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        writeln!(f, "{text}")?;
+    }
+    Ok(path.to_owned())
+}
+
+/// A plain HTTP GET on loopback; the body when the answer is 200.
+fn http_get(base: &str, path: &str) -> Option<String> {
+    let host = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
