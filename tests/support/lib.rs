@@ -10,7 +10,7 @@ pub mod process;
 pub mod sdk;
 
 pub use http::{Client, Reply};
-pub use process::{Keepstore, NodeOptions, bin_path};
+pub use process::{Introducer, Keepstore, NodeOptions, bin_path};
 
 /// Deterministic pseudo-random bytes.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -197,3 +197,78 @@ impl Drop for Keepstore {
         self.kill();
     }
 }
+
+/// A running `introducer` on a loopback port; killed when dropped.
+#[derive(Debug)]
+pub struct Introducer {
+    child: Option<Child>,
+    /// The base URL.
+    pub url: String,
+    dir: PathBuf,
+    key: PathBuf,
+}
+
+impl Introducer {
+    /// Starts an introducer keeping its state in `dir/state`.
+    pub fn start(dir: &Path, cluster_key_file: &Path) -> Introducer {
+        let mut i = Introducer {
+            child: None,
+            url: String::new(),
+            dir: dir.to_owned(),
+            key: cluster_key_file.to_owned(),
+        };
+        i.spawn("127.0.0.1:0");
+        i
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        std::fs::create_dir_all(&self.dir).expect("introducer dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("introducer.log"))
+            .expect("log");
+        let mut child = Command::new(bin_path("introducer"))
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--cluster-key-file")
+            .arg(&self.key)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn introducer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        self.url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        self.child = Some(child);
+    }
+
+    /// The uuids announced for `service`.
+    pub fn announced(&self, service: &str) -> Vec<String> {
+        let r = Client::new(&self.url).get(&format!("/v1/announcements?service={service}"));
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap_or_default();
+        let mut uuids: Vec<String> = list
+            .iter()
+            .filter_map(|a| a["uuid"].as_str().map(str::to_owned))
+            .collect();
+        uuids.sort();
+        uuids
+    }
+}
+
+impl Drop for Introducer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -191,7 +191,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         for (p, seen) in procs.iter_mut().zip(reported.iter_mut()) {
             if !*seen && let Ok(Some(status)) = p.child.try_wait() {
-                eprintln!("xtask: {} exited ({status}); the others keep running", p.name);
+                eprintln!(
+                    "xtask: {} exited ({status}); the others keep running",
+                    p.name
+                );
                 *seen = true;
             }
         }
