@@ -222,6 +222,7 @@ impl IntroducerClient {
             version: node.version.clone(),
             seqnum: 0,
             nonce: "0".into(),
+            withdrawn: false,
         };
         probe.validate()?;
         let services = services.iter().map(|s| (*s).to_owned()).collect();

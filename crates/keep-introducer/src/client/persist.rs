@@ -110,6 +110,7 @@ mod tests {
             version: String::new(),
             seqnum: 3,
             nonce: new_nonce(),
+            withdrawn: false,
         }
         .sign(&key);
         let mut bad = good.clone();

@@ -187,6 +187,7 @@ impl Shared {
                     version: node.version.clone(),
                     seqnum,
                     nonce: new_nonce(),
+                    withdrawn: false,
                 }
                 .sign(&self.key)
             })

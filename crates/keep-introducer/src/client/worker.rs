@@ -102,6 +102,7 @@ impl Worker {
                     Duration::ZERO
                 },
                 since: token.clone(),
+                withdrawn: false,
             };
             tokio::select! {
                 result = self.transport.list(&self.base, &query) => match result {
