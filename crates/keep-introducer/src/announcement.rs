@@ -1,8 +1,16 @@
 //! Announcements: what a node says about one service it offers, and the
 //! HMAC-SHA256 signature that binds it to the cluster key.
 //!
+//! A *withdrawal* is an announcement with [`Announcement::withdrawn`] set:
+//! the node says it no longer offers that service. It is signed, keyed and
+//! ordered by seqnum exactly like an announcement.
+//!
 //! The signature covers the bytes of [`Announcement::signing_bytes`], never
 //! the JSON text, so field order and whitespace on the wire do not matter.
+//! A live announcement is signed over the v1 bytes (unchanged since the
+//! first version); a withdrawal over the v2 bytes, whose own domain line
+//! and extra `withdrawn` line mean the signature of one can never pass for
+//! the other.
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -16,8 +24,12 @@ pub const UPLOAD_STORAGE: &str = "upload_storage";
 /// The service of a node that serves the blocks it holds.
 pub const DOWNLOAD_STORAGE: &str = "download_storage";
 
-/// The first line of the signed bytes: names the format and its version.
-const SIGNING_DOMAIN: &str = "keep-introducer-announcement-v1\n";
+/// The first line of the signed bytes of a live announcement: names the
+/// format and its version.
+const SIGNING_DOMAIN_V1: &str = "keep-introducer-announcement-v1\n";
+/// The first line of the signed bytes of a withdrawal: v1's lines follow,
+/// then `withdrawn:4:true`.
+const SIGNING_DOMAIN_V2: &str = "keep-introducer-announcement-v2\n";
 
 /// Longest accepted url, nickname or version, in bytes.
 const MAX_TEXT: usize = 1024;
@@ -42,6 +54,15 @@ pub struct Announcement {
     pub seqnum: u64,
     /// Random per signing, so two signings never produce equal bytes.
     pub nonce: String,
+    /// Whether this withdraws the service: the node no longer offers it.
+    /// Absent on the wire when false, so live announcements look exactly
+    /// as before withdrawals existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub withdrawn: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An announcement and its signature, as it travels and is stored.
@@ -86,10 +107,19 @@ impl Announcement {
     /// The bytes the signature covers: a domain line, then each field as
     /// `name:LEN:value\n` (LEN the value's length in bytes, decimal) in the
     /// order service, uuid, url, nickname, version, seqnum (decimal), nonce.
+    /// A live announcement uses the domain `keep-introducer-announcement-v1`;
+    /// a withdrawal the domain `keep-introducer-announcement-v2` and one more
+    /// line, `withdrawn:4:true`.
     pub fn signing_bytes(&self) -> Vec<u8> {
         let seqnum = self.seqnum.to_string();
-        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + 256);
-        out.extend_from_slice(SIGNING_DOMAIN.as_bytes());
+        let domain = if self.withdrawn {
+            SIGNING_DOMAIN_V2
+        } else {
+            SIGNING_DOMAIN_V1
+        };
+        let mut out = Vec::with_capacity(domain.len() + 256);
+        out.extend_from_slice(domain.as_bytes());
+        let withdrawn = self.withdrawn.then_some(("withdrawn", "true"));
         for (name, value) in [
             ("service", self.service.as_str()),
             ("uuid", &self.uuid),
@@ -98,7 +128,10 @@ impl Announcement {
             ("version", &self.version),
             ("seqnum", &seqnum),
             ("nonce", &self.nonce),
-        ] {
+        ]
+        .into_iter()
+        .chain(withdrawn)
+        {
             out.extend_from_slice(format!("{name}:{}:", value.len()).as_bytes());
             out.extend_from_slice(value.as_bytes());
             out.push(b'\n');
@@ -144,6 +177,21 @@ impl SignedAnnouncement {
         mac(key, &self.announcement)
             .verify_slice(&sig)
             .map_err(|_| AnnouncementError::BadSignature)
+    }
+
+    /// Whether this is a withdrawal rather than a live announcement.
+    pub fn is_withdrawal(&self) -> bool {
+        self.announcement.withdrawn
+    }
+
+    /// Whether `self` takes the place of `other`, an entry for the same
+    /// (service, uuid), when merging what several sources say: a higher
+    /// seqnum wins; at equal seqnums a withdrawal beats a live announcement
+    /// (an honest publisher never signs both with one seqnum), so the
+    /// result does not depend on the order the sources are read in.
+    pub fn supersedes(&self, other: &SignedAnnouncement) -> bool {
+        let (mine, theirs) = (self.announcement.seqnum, other.announcement.seqnum);
+        mine > theirs || (mine == theirs && self.is_withdrawal() && !other.is_withdrawal())
     }
 
     /// The table key: (service, uuid).
@@ -215,6 +263,7 @@ mod tests {
             version: "0.1.0".into(),
             seqnum: 7,
             nonce: "00ff".into(),
+            withdrawn: false,
         }
     }
 
@@ -236,6 +285,58 @@ mod tests {
              seqnum:1:7\n\
              nonce:4:00ff\n"
         );
+    }
+
+    #[test]
+    fn withdrawals_sign_v2_bytes() {
+        let mut w = sample();
+        w.withdrawn = true;
+        let bytes = String::from_utf8(w.signing_bytes()).unwrap();
+        assert_eq!(
+            bytes,
+            "keep-introducer-announcement-v2\n\
+             service:14:upload_storage\n\
+             uuid:27:zzzzz-bi6l4-000000000000001\n\
+             url:22:http://127.0.0.1:25107\n\
+             nickname:8:node one\n\
+             version:5:0.1.0\n\
+             seqnum:1:7\n\
+             nonce:4:00ff\n\
+             withdrawn:4:true\n"
+        );
+        let signed = w.sign(&key());
+        assert_eq!(signed.verify(&key()), Ok(()));
+        assert!(signed.is_withdrawal());
+
+        // The flag is signed: a withdrawal cannot be made from an
+        // announcement's signature, nor the other way round.
+        let mut flipped = signed.clone();
+        flipped.announcement.withdrawn = false;
+        assert_eq!(flipped.verify(&key()), Err(AnnouncementError::BadSignature));
+        let mut forged = sample().sign(&key());
+        forged.announcement.withdrawn = true;
+        assert_eq!(forged.verify(&key()), Err(AnnouncementError::BadSignature));
+    }
+
+    #[test]
+    fn supersedes_by_seqnum_then_withdrawal() {
+        let live = |seqnum| {
+            let mut a = sample();
+            a.seqnum = seqnum;
+            a.sign(&key())
+        };
+        let gone = |seqnum| {
+            let mut a = sample();
+            a.seqnum = seqnum;
+            a.withdrawn = true;
+            a.sign(&key())
+        };
+        assert!(live(8).supersedes(&gone(7)));
+        assert!(!live(7).supersedes(&gone(7)));
+        assert!(gone(7).supersedes(&live(7)));
+        assert!(!gone(6).supersedes(&live(7)));
+        assert!(!gone(7).supersedes(&gone(7)));
+        assert!(!live(7).supersedes(&live(7)));
     }
 
     #[test]
@@ -283,8 +384,18 @@ mod tests {
             assert!(json[field].is_string(), "{field} in {json}");
         }
         assert_eq!(json["seqnum"], 7);
+        assert!(json.get("withdrawn").is_none(), "v1 shape: {json}");
         let back: SignedAnnouncement = serde_json::from_value(json).unwrap();
         assert_eq!(back, signed);
+
+        let mut w = sample();
+        w.withdrawn = true;
+        let signed = w.sign(&key());
+        let json: serde_json::Value = serde_json::to_value(&signed).unwrap();
+        assert_eq!(json["withdrawn"], true);
+        let back: SignedAnnouncement = serde_json::from_value(json).unwrap();
+        assert_eq!(back, signed);
+        assert_eq!(back.verify(&key()), Ok(()));
 
         let unsigned: SignedAnnouncement = serde_json::from_str(
             r#"{"service":"s","uuid":"u","url":"http://x","nickname":"",

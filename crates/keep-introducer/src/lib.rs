@@ -2,13 +2,15 @@
 //!
 //! Storage nodes *publish* the services they offer ([`UPLOAD_STORAGE`]:
 //! accepts new blocks; [`DOWNLOAD_STORAGE`]: serves blocks). A read-only or
-//! decommissioning node publishes download only; a client-only process
-//! publishes nothing and only *subscribes*. The introducer keeps the
-//! current announcements and hands them to subscribers; nodes run an
+//! decommissioning node publishes download only, and *withdraws* what it
+//! published before and no longer offers; a client-only process publishes
+//! nothing and only *subscribes*. The introducer keeps the current
+//! announcements and hands them to subscribers; nodes run an
 //! [`client::IntroducerClient`] that talks to several introducers at once,
 //! so none of them is a single point of failure.
 //!
-//! - [`announcement`]: the announcement, its signing bytes and HMAC.
+//! - [`announcement`]: the announcement and the withdrawal, their signing
+//!   bytes and HMAC.
 //! - [`store`]: the introducer's persistent table.
 //! - [`server`]: the introducer service; [`server::run`] serves it.
 //! - [`client`]: publish, subscribe, and peers in rendezvous order.
@@ -33,9 +35,16 @@
 //! at most 1024 bytes without control characters. Unknown fields are
 //! ignored and not forwarded.
 //!
+//! A *withdrawal* is the same object with `"withdrawn": true`: the node
+//! `uuid` no longer offers `service`. It has every field an announcement
+//! has (the publisher fills `url`, `nickname` and `version` as for its
+//! announcements) and is signed, keyed and ordered by seqnum the same way.
+//! `withdrawn` is absent (or `false`) in a live announcement, which is thus
+//! exactly what it was before withdrawals existed.
+//!
 //! `signature` is the lowercase hex HMAC-SHA256, keyed by the cluster key,
 //! of these bytes (each `LEN` the value's length in bytes, decimal; the
-//! seqnum in decimal):
+//! seqnum in decimal). A live announcement is signed over the v1 bytes:
 //!
 //! ```text
 //! keep-introducer-announcement-v1\n
@@ -48,28 +57,48 @@
 //! nonce:LEN:VALUE\n
 //! ```
 //!
+//! A withdrawal is signed over the v2 bytes: the domain line
+//! `keep-introducer-announcement-v2`, the same seven lines, then
+//! `withdrawn:4:true\n`. The flag is thus signed: an announcement's
+//! signature never verifies as a withdrawal's, nor the other way round.
+//! v1 announcements, stored or cached, keep verifying; an introducer or
+//! client from before withdrawals refuses a withdrawal as badly signed
+//! (`403`), never takes it for an announcement, so upgrade introducers
+//! before the nodes.
+//!
 //! A publisher signs every publication with one fresh seqnum, above every
 //! seqnum it used before (it keeps the last one in a file, and never goes
 //! below the current unix time in seconds), and a fresh random nonce per
-//! announcement.
+//! announcement. A publication that lacks a (service, uuid) an earlier one
+//! had, in this process or before a restart (the client keeps what it last
+//! published in a file too), carries a withdrawal of it with the same
+//! seqnum; the withdrawal goes with every later publication until the
+//! service is published again, so an introducer that was away learns it.
 //!
 //! ## Routes
 //!
-//! - `POST /v1/announce` (or `PUT`), body: one signed announcement, at most
-//!   64 KiB. The reply is `{"outcome": ..., "stored_seqnum"?, "error"?}`:
-//!   - `200 accepted`: new, or a higher seqnum that replaced the stored one;
-//!   - `200 duplicate`: exactly the stored announcement; ignored;
-//!   - `409 replay`: seqnum not above the stored one; `stored_seqnum` says
-//!     which the introducer keeps;
+//! - `POST /v1/announce` (or `PUT`), body: one signed announcement or
+//!   withdrawal, at most 64 KiB. The reply is
+//!   `{"outcome": ..., "stored_seqnum"?, "error"?}`:
+//!   - `200 accepted`: new, or a higher seqnum that replaced the stored
+//!     entry (a withdrawal of an unknown (service, uuid) is accepted too);
+//!   - `200 duplicate`: exactly the stored entry; ignored;
+//!   - `409 replay`: seqnum not above the stored one (announcement or
+//!     tombstone); `stored_seqnum` says which the introducer keeps;
 //!   - `403 bad_signature`: unsigned, or not signed with the cluster key;
 //!   - `400 invalid` (a field's shape), `400 malformed` (not JSON) or
 //!     `413 malformed` (body over 64 KiB);
 //!   - `500 error`: the table could not be saved; try again.
 //! - `GET /v1/announcements?service=NAME` answers a JSON array of the
-//!   service's current signed announcements, ordered by uuid. `service` may
-//!   repeat; without it every service is listed. The header
-//!   `X-Introducer-Version` holds the table's version token for the
-//!   services asked about (`EPOCH-N`, opaque to clients).
+//!   service's current signed announcements, ordered by uuid; withdrawn
+//!   ones are not listed. `service` may repeat; without it every service
+//!   is listed. With `withdrawn=true` the array also holds the tombstones
+//!   (the signed withdrawals, `"withdrawn": true`) in the same order, so
+//!   a client merging several introducers can honour a withdrawal that
+//!   reached only some of them. The header `X-Introducer-Version` holds
+//!   the table's version token for the services asked about (`EPOCH-N`,
+//!   opaque to clients); an accepted withdrawal changes it like an
+//!   accepted announcement.
 //! - Long-poll subscription: the same route with `since=TOKEN&wait=SECS`
 //!   answers as soon as the version token differs from `TOKEN`, or after
 //!   `SECS` seconds (at most the server's `max_wait`, 60 s by default),
@@ -77,19 +106,29 @@
 //!   answer is always the whole current table of those services, so a
 //!   subscriber that reconnects, or that finds a new epoch (a replacement
 //!   introducer), simply reads the whole table again.
-//! - `GET /metrics`: Prometheus text, `introducer_announcements_received_total{outcome}`,
-//!   `introducer_announcements{service}`, `introducer_subscribers`
-//!   (long-polls waiting now), `introducer_subscribe_requests_total`.
+//! - `GET /metrics`: Prometheus text,
+//!   `introducer_announcements_received_total{outcome}` and
+//!   `introducer_withdrawals_received_total{outcome}` (announce requests
+//!   whose body is an announcement, or says `"withdrawn": true`; bodies
+//!   that are not JSON count as announcements),
+//!   `introducer_announcements{service}` (live ones),
+//!   `introducer_tombstones{service}`, `introducer_subscribers` (long-polls
+//!   waiting now), `introducer_subscribe_requests_total`.
 //! - `GET /_health/ping`: `{"health":"OK"}`.
 //!
 //! ## Table rules
 //!
-//! Announcements are keyed by (service, uuid) on both sides. The
-//! introducer ignores an exact duplicate, refuses a replay and replaces on
-//! a higher seqnum; it never drops an announcement, and keeps the table in
-//! `STATE_DIR/announcements.json` across restarts. Clients merge what every
-//! introducer says, plus their cache, by the same key, the highest seqnum
-//! winning, and verify every signature themselves.
+//! Announcements and withdrawals are keyed by (service, uuid) on both
+//! sides. The introducer ignores an exact duplicate, refuses a replay and
+//! replaces on a higher seqnum; an accepted withdrawal stays as a
+//! tombstone, which hides the entry from listings and refuses replays of
+//! what it withdrew, until a later announcement with a higher seqnum
+//! replaces it. It never drops an entry, and keeps the table, tombstones
+//! included, in `STATE_DIR/announcements.json` across restarts. Clients
+//! merge what every introducer says, plus their cache (which keeps
+//! tombstones too), by the same key, the highest seqnum winning (at equal
+//! seqnums a withdrawal wins), verify every signature themselves, and list
+//! as peers only the keys whose winner is an announcement.
 
 pub mod announcement;
 pub mod client;

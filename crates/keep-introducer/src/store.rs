@@ -1,12 +1,18 @@
 //! The introducer's table of announcements, keyed by (service, uuid), kept
 //! in `STATE_DIR/announcements.json` so it survives a restart.
 //!
-//! Rules for an offered announcement whose signature already verified, as
-//! Tahoe-LAFS's introducer applies them:
+//! Rules for an offered announcement or withdrawal whose signature already
+//! verified, as Tahoe-LAFS's introducer applies them to announcements:
 //! - no entry for its (service, uuid): accepted;
 //! - exactly equal to the stored one: a duplicate, ignored;
 //! - seqnum above the stored one: accepted, replaces it;
 //! - otherwise (seqnum not above, content differs): a replay, refused.
+//!
+//! An accepted withdrawal stays in the table as a *tombstone*: it is no
+//! longer listed by [`Snapshot::announcements`], but its seqnum still
+//! refuses replays of what it withdrew, and a later announcement with a
+//! higher seqnum replaces it. A withdrawal of an unknown (service, uuid) is
+//! kept as a tombstone too. Tombstones are never dropped.
 //!
 //! The table also counts changes per service. A subscriber's position is a
 //! version token `EPOCH-N`: `EPOCH` is random per state directory, so a
@@ -25,10 +31,10 @@ use crate::{ClusterKey, SignedAnnouncement};
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "announcements.json";
 
-/// What the table did with an offered announcement.
+/// What the table did with an offered announcement or withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// New, or newer than the stored one: now in the table.
+    /// New, or newer than the stored entry: now in the table.
     Accepted,
     /// Exactly the stored one: nothing changed.
     Duplicate,
@@ -125,8 +131,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Offers a verified announcement; an accepted one is on disk before
-    /// this returns. Blocking.
+    /// Offers a verified announcement or withdrawal; an accepted one is on
+    /// disk before this returns. Blocking.
     pub fn offer(&mut self, ann: SignedAnnouncement) -> Result<Outcome, StoreError> {
         let key = ann.key();
         let previous = match self.snap.table.get(&key) {
@@ -170,8 +176,18 @@ impl Store {
 }
 
 impl Snapshot {
-    /// The announcements of `services` (all when empty), by service, then uuid.
+    /// The live announcements of `services` (all when empty), by service,
+    /// then uuid: withdrawn ones are left out.
     pub fn announcements(&self, services: &[String]) -> Vec<SignedAnnouncement> {
+        self.entries(services)
+            .into_iter()
+            .filter(|ann| !ann.is_withdrawal())
+            .collect()
+    }
+
+    /// The live announcements and the tombstones (withdrawals) of
+    /// `services` (all when empty), by service, then uuid.
+    pub fn entries(&self, services: &[String]) -> Vec<SignedAnnouncement> {
         self.table
             .iter()
             .filter(|((service, _), _)| services.is_empty() || services.contains(service))
@@ -191,11 +207,18 @@ impl Snapshot {
         format!("{}-{n}", self.epoch)
     }
 
-    /// How many announcements each service has.
-    pub fn counts(&self) -> BTreeMap<String, usize> {
+    /// How many live announcements and how many tombstones each service
+    /// in the table has (a service whose every entry was withdrawn shows
+    /// `(0, n)`).
+    pub fn counts(&self) -> BTreeMap<String, (usize, usize)> {
         let mut counts = BTreeMap::new();
-        for (service, _) in self.table.keys() {
-            *counts.entry(service.clone()).or_default() += 1;
+        for ((service, _), ann) in &self.table {
+            let (live, withdrawn): &mut (usize, usize) = counts.entry(service.clone()).or_default();
+            if ann.is_withdrawal() {
+                *withdrawn += 1;
+            } else {
+                *live += 1;
+            }
         }
         counts
     }
@@ -219,8 +242,15 @@ mod tests {
             version: "1".into(),
             seqnum,
             nonce: new_nonce(),
+            withdrawn: false,
         }
         .sign(&key())
+    }
+
+    fn withdrawal(uuid: &str, seqnum: u64) -> SignedAnnouncement {
+        let mut a = ann(uuid, seqnum).announcement;
+        a.withdrawn = true;
+        a.sign(&key())
     }
 
     #[test]
@@ -269,11 +299,57 @@ mod tests {
         let store = Store::open(dir.path(), &key()).unwrap();
         assert_eq!(store.snapshot().announcements(&[]), table);
         assert_eq!(store.snapshot().version(&[]), version);
-        assert_eq!(store.snapshot().counts()[UPLOAD_STORAGE], 2);
+        assert_eq!(store.snapshot().counts()[UPLOAD_STORAGE], (2, 0));
 
         let other = ClusterKey::new("another cluster").unwrap();
         let store = Store::open(dir.path(), &other).unwrap();
         assert!(store.snapshot().announcements(&[]).is_empty());
+    }
+
+    #[test]
+    fn withdrawals_leave_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &key()).unwrap();
+        let live = ann("a", 5);
+        assert_eq!(store.offer(live.clone()).unwrap(), Outcome::Accepted);
+        let v1 = store.snapshot().version(&[]);
+
+        // Not above the announcement: a replay.
+        assert_eq!(
+            store.offer(withdrawal("a", 5)).unwrap(),
+            Outcome::Replay { stored_seqnum: 5 }
+        );
+        let gone = withdrawal("a", 6);
+        assert_eq!(store.offer(gone.clone()).unwrap(), Outcome::Accepted);
+        let v2 = store.snapshot().version(&[]);
+        assert_ne!(v1, v2, "a withdrawal wakes subscribers");
+        assert!(store.snapshot().announcements(&[]).is_empty());
+        assert_eq!(store.snapshot().entries(&[]), vec![gone.clone()]);
+        assert_eq!(store.snapshot().counts()[UPLOAD_STORAGE], (0, 1));
+        assert_eq!(store.offer(gone.clone()).unwrap(), Outcome::Duplicate);
+        assert_eq!(store.snapshot().version(&[]), v2);
+        // The withdrawn announcement, replayed: refused by the tombstone.
+        assert_eq!(
+            store.offer(live).unwrap(),
+            Outcome::Replay { stored_seqnum: 6 }
+        );
+        // A withdrawal of something never announced is kept as well.
+        assert_eq!(store.offer(withdrawal("b", 3)).unwrap(), Outcome::Accepted);
+        assert_eq!(store.snapshot().counts()[UPLOAD_STORAGE], (0, 2));
+        drop(store);
+
+        // Tombstones survive a restart, and a newer announcement replaces one.
+        let mut store = Store::open(dir.path(), &key()).unwrap();
+        assert!(store.snapshot().announcements(&[]).is_empty());
+        assert_eq!(store.snapshot().entries(&[]).len(), 2);
+        assert_eq!(
+            store.offer(ann("a", 6)).unwrap(),
+            Outcome::Replay { stored_seqnum: 6 }
+        );
+        let back = ann("a", 7);
+        assert_eq!(store.offer(back.clone()).unwrap(), Outcome::Accepted);
+        assert_eq!(store.snapshot().announcements(&[]), vec![back]);
+        assert_eq!(store.snapshot().counts()[UPLOAD_STORAGE], (1, 1));
     }
 
     #[test]

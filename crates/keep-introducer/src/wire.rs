@@ -39,6 +39,9 @@ pub struct ListQuery {
     pub since: Option<String>,
     /// `wait=SECONDS`: how long to hold the request when nothing changed.
     pub wait: Duration,
+    /// `withdrawn=true`: answer the tombstones (signed withdrawals) too,
+    /// so a client that merges several introducers can honour them.
+    pub withdrawn: bool,
 }
 
 impl ListQuery {
@@ -56,6 +59,13 @@ impl ListQuery {
                 "wait" => {
                     let secs: u64 = v.parse().map_err(|_| format!("invalid wait {v:?}"))?;
                     out.wait = Duration::from_secs(secs);
+                }
+                "withdrawn" => {
+                    out.withdrawn = match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(format!("invalid withdrawn {v:?}")),
+                    }
                 }
                 _ => {}
             }
@@ -76,6 +86,9 @@ impl ListQuery {
         if !self.wait.is_zero() {
             parts.push(format!("wait={}", self.wait.as_secs().max(1)));
         }
+        if self.withdrawn {
+            parts.push("withdrawn=true".into());
+        }
         parts.join("&")
     }
 }
@@ -90,8 +103,16 @@ mod tests {
             services: vec!["upload_storage".into(), "download_storage".into()],
             since: Some("0123abcd-7".into()),
             wait: Duration::from_secs(20),
+            withdrawn: true,
         };
         assert_eq!(ListQuery::parse(Some(&q.to_query())).unwrap(), q);
+        let plain = ListQuery {
+            withdrawn: false,
+            ..q.clone()
+        };
+        assert_eq!(ListQuery::parse(Some(&plain.to_query())).unwrap(), plain);
+        assert!(ListQuery::parse(Some("withdrawn=1")).unwrap().withdrawn);
+        assert!(ListQuery::parse(Some("withdrawn=yes")).is_err());
         assert_eq!(ListQuery::parse(None).unwrap(), ListQuery::default());
         assert_eq!(
             ListQuery::parse(Some("service=a&x=y&&")).unwrap().services,

@@ -1,6 +1,6 @@
 //! The client library: publishes this node's services to every introducer
-//! and keeps a merged, cached view of the peers of the services it
-//! subscribed to.
+//! (and withdraws the ones it stops offering), and keeps a merged, cached
+//! view of the peers of the services it subscribed to.
 //!
 //! ```no_run
 //! use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use peers::{Peer, permute};
-pub use persist::{CACHE_FILE, SEQNUM_FILE};
+pub use persist::{CACHE_FILE, PUBLISHED_FILE, SEQNUM_FILE};
 
 use crate::ClusterKey;
 use crate::announcement::is_token;
@@ -58,7 +58,8 @@ pub struct ClientConfig {
     pub introducers: Vec<String>,
     /// Signs what this node publishes and verifies what it hears.
     pub cluster_key: ClusterKey,
-    /// Holds the seqnum file and the announcement cache.
+    /// Holds the seqnum file, the record of what was published and the
+    /// announcement cache.
     pub state_dir: PathBuf,
     /// How long one long-poll waits for a change.
     pub poll_wait: Duration,
@@ -146,8 +147,8 @@ pub struct IntroducerClient {
 }
 
 impl IntroducerClient {
-    /// Loads the seqnum and the announcement cache from
-    /// `config.state_dir`, then starts one worker per introducer and the
+    /// Loads the seqnum, the record of what was published and the
+    /// announcement cache from `config.state_dir`, then starts one worker per introducer and the
     /// cache writer. Must be called inside a tokio runtime.
     pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
         Self::start_with_cancel(config, &CancellationToken::new()).await
@@ -199,11 +200,15 @@ impl IntroducerClient {
     }
 
     /// Publishes `services` for `node` to every introducer, replacing what
-    /// this client published before (an empty list withdraws nothing that
-    /// introducers already hold, but stops sending). The announcements get
-    /// one fresh seqnum, recorded in the state directory before this
-    /// returns; delivery happens in the background, now or whenever an
-    /// introducer becomes reachable.
+    /// this client published before: every (service, uuid) published
+    /// before and missing now, by this process or by an earlier one with
+    /// the same state directory, is withdrawn with a signed withdrawal (an
+    /// empty list withdraws everything). The announcements and withdrawals
+    /// get one fresh seqnum, recorded in the state directory with what is
+    /// published before this returns; delivery happens in the background,
+    /// now or whenever an introducer becomes reachable. Withdrawals are
+    /// sent again with every later publication until the service is
+    /// published anew, so an introducer that was away learns them too.
     pub async fn publish(&self, node: &NodeInfo, services: &[&str]) -> Result<(), ClientError> {
         for service in services {
             if !is_token(service) {
@@ -222,6 +227,7 @@ impl IntroducerClient {
             version: node.version.clone(),
             seqnum: 0,
             nonce: "0".into(),
+            withdrawn: false,
         };
         probe.validate()?;
         let services = services.iter().map(|s| (*s).to_owned()).collect();
@@ -230,7 +236,9 @@ impl IntroducerClient {
 
     /// Subscribes to `service` and returns a watch of its peers (by uuid),
     /// starting with what is already known (the cache, this node's own
-    /// publications). Calling it again for the same service is cheap.
+    /// publications). A peer leaves the watch when a withdrawal newer than
+    /// its announcement arrives through any introducer. Calling it again
+    /// for the same service is cheap.
     pub fn subscribe_to(&self, service: &str) -> watch::Receiver<Vec<Peer>> {
         self.shared.subscribe(service)
     }

@@ -1,8 +1,13 @@
 //! The client's files in its state directory: the seqnum it last published
-//! with, and the cache of the announcements it last knew.
+//! with, what it last published (so a restart with fewer services withdraws
+//! the others), and the cache of the announcements and withdrawals it last
+//! knew.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::crashsafe;
 use crate::{ClusterKey, SignedAnnouncement};
@@ -11,6 +16,50 @@ use crate::{ClusterKey, SignedAnnouncement};
 pub const SEQNUM_FILE: &str = "introducer-seqnum";
 /// The announcement cache's name.
 pub const CACHE_FILE: &str = "introducer-cache.json";
+/// The name of the file recording what this node last published.
+pub const PUBLISHED_FILE: &str = "introducer-published.json";
+
+/// A (service, uuid) pair, the key of announcements and withdrawals.
+pub(crate) type Key = (String, String);
+
+/// What this node last published, as kept in [`PUBLISHED_FILE`]:
+/// `{"announced": [[SERVICE, UUID], ...], "withdrawn": [[SERVICE, UUID], ...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Published {
+    /// The pairs the last publication announced.
+    #[serde(default)]
+    pub(crate) announced: BTreeSet<Key>,
+    /// The pairs an earlier publication announced and a later one dropped:
+    /// each publication withdraws them again until they are announced anew,
+    /// so an introducer that was away when they were dropped learns it too.
+    #[serde(default)]
+    pub(crate) withdrawn: BTreeSet<Key>,
+}
+
+/// Reads what was last published: nothing when there is no record; an
+/// unreadable file is moved aside (then nothing is withdrawn on the next
+/// publication that the record would have withdrawn).
+pub(crate) fn load_published(dir: &Path) -> io::Result<Published> {
+    let path = dir.join(PUBLISHED_FILE);
+    let Some(bytes) = crashsafe::read_optional(&path)? else {
+        return Ok(Published::default());
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(published) => Ok(published),
+        Err(e) => {
+            let aside = crashsafe::move_aside(&path)?;
+            tracing::error!(error = %e, aside = %aside.display(),
+                "record of published services unreadable; moved aside");
+            Ok(Published::default())
+        }
+    }
+}
+
+/// Durably records what is published now.
+pub(crate) fn store_published(dir: &Path, published: &Published) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(published).map_err(io::Error::other)?;
+    crashsafe::write_atomic(&dir.join(PUBLISHED_FILE), &bytes)
+}
 
 /// Reads the last seqnum: 0 when there is none; an unreadable file is moved
 /// aside (the next seqnum is then still above it, see `next_seqnum`).
@@ -47,8 +96,8 @@ pub(crate) fn next_seqnum(last: u64, floor: u64) -> u64 {
     last.max(floor).saturating_add(1).max(now)
 }
 
-/// Reads the cached announcements that still verify under `key`. A cache
-/// that cannot be parsed is moved aside.
+/// Reads the cached announcements and withdrawals that still verify under
+/// `key`. A cache that cannot be parsed is moved aside.
 pub(crate) fn load_cache(dir: &Path, key: &ClusterKey) -> io::Result<Vec<SignedAnnouncement>> {
     let path = dir.join(CACHE_FILE);
     let Some(bytes) = crashsafe::read_optional(&path)? else {
@@ -110,13 +159,35 @@ mod tests {
             version: String::new(),
             seqnum: 3,
             nonce: new_nonce(),
+            withdrawn: false,
         }
         .sign(&key);
         let mut bad = good.clone();
         bad.announcement.uuid = "u2".into();
-        store_cache(dir.path(), &[good.clone(), bad]).unwrap();
-        assert_eq!(load_cache(dir.path(), &key).unwrap(), vec![good]);
+        let mut gone = good.announcement.clone();
+        gone.service = "download_storage".into();
+        gone.withdrawn = true;
+        let gone = gone.sign(&key);
+        store_cache(dir.path(), &[good.clone(), bad, gone.clone()]).unwrap();
+        assert_eq!(load_cache(dir.path(), &key).unwrap(), vec![good, gone]);
         std::fs::write(dir.path().join(CACHE_FILE), b"[").unwrap();
         assert!(load_cache(dir.path(), &key).unwrap().is_empty());
+    }
+
+    #[test]
+    fn published_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_published(dir.path()).unwrap(), Published::default());
+        let published = Published {
+            announced: [("download_storage".to_owned(), "u1".to_owned())].into(),
+            withdrawn: [("upload_storage".to_owned(), "u1".to_owned())].into(),
+        };
+        store_published(dir.path(), &published).unwrap();
+        assert_eq!(load_published(dir.path()).unwrap(), published);
+        let text = std::fs::read_to_string(dir.path().join(PUBLISHED_FILE)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["withdrawn"][0][0], "upload_storage");
+        std::fs::write(dir.path().join(PUBLISHED_FILE), b"{").unwrap();
+        assert_eq!(load_published(dir.path()).unwrap(), Published::default());
     }
 }

@@ -3,8 +3,13 @@
 //!
 //! Architecture invariant: the known table only grows or moves to higher
 //! seqnums. Whatever any introducer, the cache or this node itself says is
-//! merged by (service, uuid), the highest seqnum winning, so introducers
-//! that disagree or lag can never take a peer away or roll one back.
+//! merged by (service, uuid), the highest seqnum winning (a withdrawal
+//! beating an announcement of the same seqnum), so introducers that
+//! disagree or lag can never take a peer away or roll one back. Only a
+//! signed withdrawal takes a peer away: it stays in the table as a
+//! tombstone (and in the cache), so an older announcement of that peer,
+//! from a lagging introducer or an old cache, cannot bring it back; a newer
+//! announcement does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -13,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::peers::Peer;
-use super::persist;
+use super::persist::{self, Key, Published};
 use super::{ClientError, NodeInfo};
 use crate::{Announcement, ClusterKey, SignedAnnouncement, new_nonce};
 
@@ -22,8 +27,18 @@ use crate::{Announcement, ClusterKey, SignedAnnouncement, new_nonce};
 pub(crate) struct Outbox {
     node: Option<NodeInfo>,
     services: Vec<String>,
-    /// One signed announcement per service, all with one seqnum.
+    /// The (service, uuid) pairs published before and not now.
+    withdrawn: Vec<Key>,
+    /// One signed withdrawal per withdrawn pair, then one signed
+    /// announcement per service, all with one seqnum.
     pub(crate) signed: Vec<SignedAnnouncement>,
+}
+
+/// What was last signed: the seqnum, and what was announced and withdrawn.
+#[derive(Debug)]
+struct Last {
+    seqnum: u64,
+    published: Published,
 }
 
 type Table = BTreeMap<(String, String), SignedAnnouncement>;
@@ -40,18 +55,23 @@ pub(crate) struct Shared {
     pub(crate) outbox: watch::Sender<Arc<Outbox>>,
     /// Bumped whenever `known` changes, for the cache writer.
     pub(crate) known_changed: watch::Sender<u64>,
-    /// The last seqnum published with; held while signing so two
-    /// publications never share a seqnum.
-    seqnum: tokio::sync::Mutex<u64>,
+    /// The last seqnum published with and what it published; held while
+    /// signing so two publications never share a seqnum.
+    last: tokio::sync::Mutex<Last>,
 }
 
 impl Shared {
-    /// Loads the seqnum and the cache from `state_dir`.
+    /// Loads the seqnum, the record of what was published, and the cache
+    /// from `state_dir`.
     pub(crate) async fn load(key: ClusterKey, state_dir: PathBuf) -> Result<Self, ClientError> {
         let (dir, k) = (state_dir.clone(), key.clone());
-        let (seqnum, cached) = tokio::task::spawn_blocking(move || {
+        let (seqnum, published, cached) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            Ok::<_, std::io::Error>((persist::load_seqnum(&dir)?, persist::load_cache(&dir, &k)?))
+            Ok::<_, std::io::Error>((
+                persist::load_seqnum(&dir)?,
+                persist::load_published(&dir)?,
+                persist::load_cache(&dir, &k)?,
+            ))
         })
         .await
         .map_err(|e| ClientError::State(std::io::Error::other(e)))?
@@ -73,12 +93,12 @@ impl Shared {
             interest: watch::Sender::new(BTreeSet::new()),
             outbox: watch::Sender::new(Arc::new(Outbox::default())),
             known_changed: watch::Sender::new(0),
-            seqnum: tokio::sync::Mutex::new(seqnum),
+            last: tokio::sync::Mutex::new(Last { seqnum, published }),
         })
     }
 
-    /// Merges announcements from an introducer; ones that do not verify are
-    /// dropped. Returns how many changed the table.
+    /// Merges announcements and withdrawals from an introducer; ones that
+    /// do not verify are dropped. Returns how many services changed.
     pub(crate) fn merge(&self, list: Vec<SignedAnnouncement>) -> usize {
         let mut changed_services = BTreeSet::new();
         {
@@ -89,9 +109,7 @@ impl Shared {
                         "ignoring announcement that does not verify");
                     continue;
                 }
-                let newer = known
-                    .get(&ann.key())
-                    .is_none_or(|old| ann.announcement.seqnum > old.announcement.seqnum);
+                let newer = known.get(&ann.key()).is_none_or(|old| ann.supersedes(old));
                 if newer {
                     changed_services.insert(ann.announcement.service.clone());
                     known.insert(ann.key(), ann);
@@ -107,17 +125,18 @@ impl Shared {
         changed_services.len()
     }
 
-    /// The peers offering `service`, by uuid.
+    /// The peers offering `service`, by uuid: withdrawn ones left out.
     pub(crate) fn peers(&self, service: &str) -> Vec<Peer> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
             .range((service.to_owned(), String::new())..)
             .take_while(|((s, _), _)| s == service)
+            .filter(|(_, ann)| !ann.is_withdrawal())
             .map(|(_, ann)| Peer::from(ann))
             .collect()
     }
 
-    /// Everything known, for the cache.
+    /// Everything known, tombstones included, for the cache.
     pub(crate) fn known(&self) -> Vec<SignedAnnouncement> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known.values().cloned().collect()
@@ -150,74 +169,187 @@ impl Shared {
     }
 
     /// Signs `services` for `node` with a seqnum above every one used
-    /// before (and above `floor`), records the seqnum durably, then hands
-    /// the announcements to the workers. With `node` `None`, re-signs the
+    /// before (and above `floor`), and with it a withdrawal of every
+    /// (service, uuid) published before (by this process or, per the
+    /// record in the state directory, an earlier one) and not now; records
+    /// the seqnum and what is published durably, then hands the
+    /// announcements to the workers. With `node` `None`, re-signs the
     /// current publication.
     pub(crate) async fn publish(
         &self,
         node: Option<(NodeInfo, Vec<String>)>,
         floor: u64,
     ) -> Result<(), ClientError> {
-        let mut last = self.seqnum.lock().await;
-        let (node, services) = match node {
-            Some(pair) => pair,
+        let mut last = self.last.lock().await;
+        let (node, services, withdrawn) = match node {
+            Some((node, services)) => {
+                let mut seen = BTreeSet::new();
+                let services: Vec<String> = services
+                    .into_iter()
+                    .filter(|s| seen.insert(s.clone()))
+                    .collect();
+                let withdrawn = last
+                    .published
+                    .announced
+                    .iter()
+                    .chain(&last.published.withdrawn)
+                    .filter(|(service, uuid)| *uuid != node.uuid || !services.contains(service))
+                    .cloned()
+                    .collect::<BTreeSet<Key>>()
+                    .into_iter()
+                    .collect();
+                (node, services, withdrawn)
+            }
             None => {
                 let current = self.outbox.borrow().clone();
                 match &current.node {
-                    Some(node) => (node.clone(), current.services.clone()),
+                    Some(node) => (
+                        node.clone(),
+                        current.services.clone(),
+                        current.withdrawn.clone(),
+                    ),
                     None => return Ok(()),
                 }
             }
         };
-        let seqnum = persist::next_seqnum(*last, floor);
-        let dir = self.state_dir.clone();
-        tokio::task::spawn_blocking(move || persist::store_seqnum(&dir, seqnum))
-            .await
-            .map_err(|e| ClientError::State(std::io::Error::other(e)))?
-            .map_err(ClientError::State)?;
-        *last = seqnum;
-        let signed: Vec<SignedAnnouncement> = services
+        let seqnum = persist::next_seqnum(last.seqnum, floor);
+        let published = Published {
+            announced: services
+                .iter()
+                .map(|s| (s.clone(), node.uuid.clone()))
+                .collect(),
+            withdrawn: withdrawn.iter().cloned().collect(),
+        };
+        let (dir, record) = (self.state_dir.clone(), published.clone());
+        tokio::task::spawn_blocking(move || {
+            persist::store_seqnum(&dir, seqnum)?;
+            persist::store_published(&dir, &record)
+        })
+        .await
+        .map_err(|e| ClientError::State(std::io::Error::other(e)))?
+        .map_err(ClientError::State)?;
+        *last = Last { seqnum, published };
+        let sign = |service: &str, uuid: &str, withdrawn: bool| {
+            Announcement {
+                service: service.to_owned(),
+                uuid: uuid.to_owned(),
+                url: node.url.clone(),
+                nickname: node.nickname.clone(),
+                version: node.version.clone(),
+                seqnum,
+                nonce: new_nonce(),
+                withdrawn,
+            }
+            .sign(&self.key)
+        };
+        // Withdrawals first: taking a node out of a service is what must
+        // not wait (a draining node must stop receiving uploads).
+        let signed: Vec<SignedAnnouncement> = withdrawn
             .iter()
-            .map(|service| {
-                Announcement {
-                    service: service.clone(),
-                    uuid: node.uuid.clone(),
-                    url: node.url.clone(),
-                    nickname: node.nickname.clone(),
-                    version: node.version.clone(),
-                    seqnum,
-                    nonce: new_nonce(),
-                }
-                .sign(&self.key)
-            })
+            .map(|(service, uuid)| sign(service, uuid, true))
+            .chain(
+                services
+                    .iter()
+                    .map(|service| sign(service, &node.uuid, false)),
+            )
             .collect();
-        tracing::info!(uuid = %node.uuid, ?services, seqnum, "publishing");
+        tracing::info!(uuid = %node.uuid, ?services, ?withdrawn, seqnum, "publishing");
         // This node knows itself even before any introducer answers.
         self.merge(signed.clone());
         self.outbox.send_replace(Arc::new(Outbox {
             node: Some(node),
             services,
+            withdrawn,
             signed,
         }));
         Ok(())
     }
 
     /// The services a worker asks its introducer about: the subscribed
-    /// ones and the published ones (to see that they arrived).
+    /// ones, and the published and withdrawn ones (to see that they arrived).
     pub(crate) fn polled_services(&self) -> Vec<String> {
         let mut set = self.interest.borrow().clone();
-        set.extend(self.outbox.borrow().services.iter().cloned());
+        let outbox = self.outbox.borrow();
+        set.extend(outbox.services.iter().cloned());
+        set.extend(outbox.withdrawn.iter().map(|(service, _)| service.clone()));
         set.into_iter().collect()
     }
 }
 
-/// Whether `list`, an introducer's answer about `services`, lacks one of
-/// this node's current announcements exactly as signed: then it must be
-/// sent again (a replay refusal then tells the seqnum to go above).
+/// Whether `list`, an introducer's answer about `services` (tombstones
+/// included), lacks one of this node's current announcements or
+/// withdrawals exactly as signed: then it must be sent again (a replay
+/// refusal then tells the seqnum to go above).
 pub(crate) fn lacks_own(outbox: &Outbox, services: &[String], list: &[SignedAnnouncement]) -> bool {
     outbox
         .signed
         .iter()
         .filter(|own| services.contains(&own.announcement.service))
         .any(|own| !list.contains(own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UPLOAD_STORAGE;
+
+    fn key() -> ClusterKey {
+        ClusterKey::new("k").unwrap()
+    }
+
+    fn entry(uuid: &str, seqnum: u64, withdrawn: bool) -> SignedAnnouncement {
+        Announcement {
+            service: UPLOAD_STORAGE.into(),
+            uuid: uuid.into(),
+            url: format!("http://{uuid}:1"),
+            nickname: String::new(),
+            version: String::new(),
+            seqnum,
+            nonce: new_nonce(),
+            withdrawn,
+        }
+        .sign(&key())
+    }
+
+    fn uuids(shared: &Shared) -> Vec<String> {
+        shared
+            .peers(UPLOAD_STORAGE)
+            .into_iter()
+            .map(|p| p.uuid)
+            .collect()
+    }
+
+    /// Whatever order introducers answer in, a withdrawal hides the peer
+    /// until a newer announcement comes.
+    #[tokio::test]
+    async fn merge_honours_tombstones_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::load(key(), dir.path().to_owned()).await.unwrap();
+        let rx = shared.subscribe(UPLOAD_STORAGE);
+        let (old, gone, tie) = (
+            entry("a", 5, false),
+            entry("a", 6, true),
+            entry("a", 6, false),
+        );
+        shared.merge(vec![entry("b", 1, false), old.clone()]);
+        assert_eq!(rx.borrow().len(), 2);
+        shared.merge(vec![gone.clone()]);
+        assert_eq!(uuids(&shared), vec!["b".to_string()]);
+        assert_eq!(rx.borrow().len(), 1, "the watch drops it");
+        // An older announcement, or one of the same seqnum, does not bring it back.
+        assert_eq!(shared.merge(vec![old.clone(), tie.clone()]), 0);
+        assert_eq!(uuids(&shared), vec!["b".to_string()]);
+
+        // The other order: the same result.
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = Shared::load(key(), dir2.path().to_owned()).await.unwrap();
+        other.merge(vec![tie, gone.clone(), old]);
+        assert!(uuids(&other).is_empty());
+        assert_eq!(other.known(), vec![gone]);
+
+        // A newer announcement does.
+        shared.merge(vec![entry("a", 7, false)]);
+        assert_eq!(uuids(&shared), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(rx.borrow().len(), 2);
+    }
 }

@@ -1,5 +1,6 @@
-//! One worker per introducer: sends this node's announcements, then
-//! long-polls the announcement table and merges what it hears.
+//! One worker per introducer: sends this node's announcements and
+//! withdrawals, then long-polls the announcement table (tombstones
+//! included) and merges what it hears.
 //!
 //! The worker sends the publication again whenever it changes, whenever
 //! the introducer comes back after being unreachable, and whenever the
@@ -102,6 +103,7 @@ impl Worker {
                     Duration::ZERO
                 },
                 since: token.clone(),
+                withdrawn: true,
             };
             tokio::select! {
                 result = self.transport.list(&self.base, &query) => match result {

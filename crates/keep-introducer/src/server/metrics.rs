@@ -24,10 +24,14 @@ pub(crate) struct ServiceLabel {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Announce requests by outcome.
+    /// Announce requests carrying an announcement, by outcome.
     pub(crate) announcements: Family<OutcomeLabel, Counter>,
-    /// Announcements in the table, by service.
+    /// Announce requests carrying a withdrawal, by outcome.
+    pub(crate) withdrawals: Family<OutcomeLabel, Counter>,
+    /// Live announcements in the table, by service.
     pub(crate) table: Family<ServiceLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// Tombstones (accepted withdrawals) in the table, by service.
+    pub(crate) tombstones: Family<ServiceLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
     /// Subscribers holding a long-poll open right now.
     pub(crate) subscribers: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Reads of the announcements route.
@@ -43,15 +47,28 @@ impl Metrics {
             "Announce requests, by outcome",
             announcements.clone(),
         );
+        let withdrawals = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "withdrawals_received",
+            "Announce requests carrying a withdrawal, by outcome",
+            withdrawals.clone(),
+        );
         // Pre-create the outcomes so they show as 0 before the first request.
         for outcome in ["accepted", "duplicate", "replay", "bad_signature"] {
             let _ = announcements.get_or_create(&OutcomeLabel { outcome });
+            let _ = withdrawals.get_or_create(&OutcomeLabel { outcome });
         }
         let table = Family::<ServiceLabel, Gauge>::default();
         registry.register(
             "announcements",
             "Announcements held, by service",
             table.clone(),
+        );
+        let tombstones = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "tombstones",
+            "Withdrawals held (each hides its service's announcement of that node), by service",
+            tombstones.clone(),
         );
         let subscribers = Gauge::default();
         registry.register(
@@ -68,16 +85,23 @@ impl Metrics {
         Metrics {
             registry,
             announcements,
+            withdrawals,
             table,
+            tombstones,
             subscribers,
             subscribe_requests,
         }
     }
 
-    pub(crate) fn count(&self, outcome: &'static str) {
-        self.announcements
-            .get_or_create(&OutcomeLabel { outcome })
-            .inc();
+    /// Counts one announce request: as a withdrawal when `withdrawal`
+    /// (the body said `"withdrawn": true`), otherwise as an announcement.
+    pub(crate) fn count(&self, withdrawal: bool, outcome: &'static str) {
+        let family = if withdrawal {
+            &self.withdrawals
+        } else {
+            &self.announcements
+        };
+        family.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     pub(crate) fn encode(&self) -> String {

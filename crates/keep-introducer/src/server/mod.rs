@@ -79,7 +79,9 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, &key)).await??;
     let snapshot = Arc::new(store.snapshot().clone());
     tracing::info!(state_dir = %config.state_dir.display(),
-        announcements = snapshot.announcements(&[]).len(), "introducer state loaded");
+        announcements = snapshot.announcements(&[]).len(),
+        tombstones = snapshot.entries(&[]).len() - snapshot.announcements(&[]).len(),
+        "introducer state loaded");
     let state = Arc::new(State {
         store: Mutex::new(store),
         snapshot: watch::Sender::new(snapshot.clone()),
@@ -101,11 +103,14 @@ pub async fn run(
 
 impl State {
     fn update_table_gauge(&self, snap: &Snapshot) {
-        for (service, n) in snap.counts() {
+        let n = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        for (service, (live, withdrawn)) in snap.counts() {
+            let label = metrics::ServiceLabel { service };
+            self.metrics.table.get_or_create(&label).set(n(live));
             self.metrics
-                .table
-                .get_or_create(&metrics::ServiceLabel { service })
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+                .tombstones
+                .get_or_create(&label)
+                .set(n(withdrawn));
         }
     }
 }

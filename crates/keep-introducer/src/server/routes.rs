@@ -59,7 +59,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            state.metrics.count("malformed");
+            state.metrics.count(false, "malformed");
             let status = if e.is::<http_body_util::LengthLimitError>() {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
@@ -71,7 +71,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let ann: SignedAnnouncement = match serde_json::from_slice(&bytes) {
         Ok(ann) => ann,
         Err(e) => {
-            state.metrics.count("malformed");
+            state.metrics.count(false, "malformed");
             return reply(
                 StatusCode::BAD_REQUEST,
                 "malformed",
@@ -80,11 +80,17 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             );
         }
     };
+    let withdrawal = ann.is_withdrawal();
+    let kind = if withdrawal {
+        "withdrawal"
+    } else {
+        "announcement"
+    };
     if let Err(e) = ann.verify(&state.key) {
         let uuid = &ann.announcement.uuid;
         if e.is_signature() {
-            state.metrics.count("bad_signature");
-            tracing::warn!(?uuid, error = %e, "refused announcement");
+            state.metrics.count(withdrawal, "bad_signature");
+            tracing::warn!(?uuid, error = %e, kind, "refused announcement");
             return reply(
                 StatusCode::FORBIDDEN,
                 "bad_signature",
@@ -92,7 +98,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 Some(e.to_string()),
             );
         }
-        state.metrics.count("invalid");
+        state.metrics.count(withdrawal, "invalid");
         return reply(
             StatusCode::BAD_REQUEST,
             "invalid",
@@ -119,17 +125,17 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     .await;
     match offered {
         Ok(Ok(Outcome::Accepted)) => {
-            state.metrics.count("accepted");
-            tracing::info!(%service, %uuid, seqnum, "announcement accepted");
+            state.metrics.count(withdrawal, "accepted");
+            tracing::info!(%service, %uuid, seqnum, kind, "accepted");
             reply(StatusCode::OK, "accepted", None, None)
         }
         Ok(Ok(Outcome::Duplicate)) => {
-            state.metrics.count("duplicate");
+            state.metrics.count(withdrawal, "duplicate");
             reply(StatusCode::OK, "duplicate", None, None)
         }
         Ok(Ok(Outcome::Replay { stored_seqnum })) => {
-            state.metrics.count("replay");
-            tracing::info!(%service, %uuid, seqnum, stored_seqnum, "replayed announcement refused");
+            state.metrics.count(withdrawal, "replay");
+            tracing::info!(%service, %uuid, seqnum, stored_seqnum, kind, "replay refused");
             let msg = format!("seqnum {seqnum} is not above the stored {stored_seqnum}");
             reply(
                 StatusCode::CONFLICT,
@@ -139,7 +145,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             )
         }
         Ok(Err(e)) => {
-            state.metrics.count("error");
+            state.metrics.count(withdrawal, "error");
             tracing::error!(error = %e, "cannot save announcement");
             reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,7 +155,7 @@ async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             )
         }
         Err(e) => {
-            state.metrics.count("error");
+            state.metrics.count(withdrawal, "error");
             tracing::error!(error = %e, "announcement task failed");
             reply(StatusCode::INTERNAL_SERVER_ERROR, "error", None, None)
         }
@@ -193,7 +199,11 @@ async fn announcements(state: Arc<State>, req: Request<Incoming>) -> Response<Bo
         }
     };
     drop(waiting);
-    let list = snap.announcements(&query.services);
+    let list = if query.withdrawn {
+        snap.entries(&query.services)
+    } else {
+        snap.announcements(&query.services)
+    };
     let mut resp = json(
         StatusCode::OK,
         serde_json::to_vec(&list).expect("announcements serialize"),

@@ -128,8 +128,16 @@ pub fn signed(key: &ClusterKey, service: &str, uuid: &str, seqnum: u64) -> Signe
         version: "test".into(),
         seqnum,
         nonce: new_nonce(),
+        withdrawn: false,
     }
     .sign(key)
+}
+
+/// A withdrawal signed with `key`.
+pub fn withdrawal(key: &ClusterKey, service: &str, uuid: &str, seqnum: u64) -> SignedAnnouncement {
+    let mut ann = signed(key, service, uuid, seqnum).announcement;
+    ann.withdrawn = true;
+    ann.sign(key)
 }
 
 /// One HTTP exchange: status, `x-introducer-version` header, body text.
