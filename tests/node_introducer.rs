@@ -58,6 +58,29 @@ fn nodes_publish_upload_and_download_and_read_only_nodes_download_only() {
 }
 
 #[test]
+fn a_node_drains_on_sigterm_and_stops_taking_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("cluster-key"), KEY).unwrap();
+    let intro = Introducer::start(&tmp.path().join("intro"), &tmp.path().join("cluster-key"));
+    let mut n = node(&tmp.path().join("n"), &intro, &[]);
+    let uuid = uuid_of(&n);
+    wait_for("announced for upload", 20, || {
+        (intro.announced("upload_storage") == vec![uuid.clone()]).then_some(())
+    });
+    let status = n.terminate(30);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        intro.announced("upload_storage").is_empty(),
+        "a drained node no longer takes uploads"
+    );
+    assert_eq!(
+        intro.announced("download_storage"),
+        vec![uuid],
+        "it still serves what it has"
+    );
+}
+
+#[test]
 fn a_node_with_an_introducer_needs_the_cluster_key() {
     let out = std::process::Command::new(keep_tests::bin_path("keepstore"))
         .args([

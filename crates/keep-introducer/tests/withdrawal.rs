@@ -303,3 +303,31 @@ async fn a_withdrawal_seen_through_one_introducer_is_honoured() {
     x.stop().await;
     y.stop().await;
 }
+
+#[tokio::test]
+async fn flush_waits_until_every_introducer_has_the_publication() {
+    let dir = tempfile::tempdir().unwrap();
+    let intro = TestIntroducer::start(&dir.path().join("intro")).await;
+    let url = intro.url.clone();
+    let a = client(&[&url], &dir.path().join("a")).await;
+    a.publish(&node(1), &BOTH).await.unwrap();
+    assert!(
+        a.flush(std::time::Duration::from_secs(10)).await,
+        "published"
+    );
+    a.publish(&node(1), &[DOWNLOAD_STORAGE]).await.unwrap();
+    assert!(
+        a.flush(std::time::Duration::from_secs(10)).await,
+        "withdrawn"
+    );
+    // Right after flush returns, the introducer already has the withdrawal.
+    assert!(listed(&url, UPLOAD_STORAGE).await.is_empty());
+    assert_eq!(listed(&url, DOWNLOAD_STORAGE).await, vec![uuid(1)]);
+    // With an introducer that is down, flush gives up in time and says so.
+    let dead = format!("http://{}", free_addr().await);
+    let b = client(&[&url, &dead], &dir.path().join("b")).await;
+    b.publish(&node(2), &BOTH).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!b.flush(std::time::Duration::from_millis(500)).await);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -141,6 +141,7 @@ pub enum ClientError {
 #[derive(Debug)]
 pub struct IntroducerClient {
     shared: Arc<Shared>,
+    bases: Vec<String>,
     connected: Vec<Arc<AtomicBool>>,
     cancel: CancellationToken,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -178,6 +179,7 @@ impl IntroducerClient {
         };
         let mut tasks = vec![tokio::spawn(write_cache(shared.clone(), cancel.clone()))];
         let mut connected = Vec::new();
+        let bases = config.introducers.clone();
         for base in config.introducers {
             let flag = Arc::new(AtomicBool::new(false));
             connected.push(flag.clone());
@@ -193,6 +195,7 @@ impl IntroducerClient {
         }
         Ok(IntroducerClient {
             shared,
+            bases,
             connected,
             cancel,
             tasks: std::sync::Mutex::new(tasks),
@@ -232,6 +235,33 @@ impl IntroducerClient {
         probe.validate()?;
         let services = services.iter().map(|s| (*s).to_owned()).collect();
         self.shared.publish(Some((node.clone(), services)), 0).await
+    }
+
+    /// Waits until every introducer has acknowledged the latest
+    /// publication (announcements and withdrawals), or `timeout` passes.
+    /// Returns whether all did. A node calls it before it exits, so that
+    /// its withdrawal of `upload_storage` is not lost with the process.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let target = self.shared.outbox.borrow().max_seqnum();
+        let mut acks = self.shared.acks.subscribe();
+        let all_acked = |acks: &std::collections::HashMap<String, u64>| {
+            self.bases
+                .iter()
+                .all(|b| acks.get(b).is_some_and(|s| *s >= target))
+        };
+        tokio::time::timeout(timeout, async {
+            loop {
+                if all_acked(&acks.borrow_and_update()) {
+                    return;
+                }
+                if acks.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+            && all_acked(&acks.borrow())
     }
 
     /// Subscribes to `service` and returns a watch of its peers (by uuid),

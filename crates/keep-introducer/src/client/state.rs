@@ -34,6 +34,17 @@ pub(crate) struct Outbox {
     pub(crate) signed: Vec<SignedAnnouncement>,
 }
 
+impl Outbox {
+    /// The seqnum of this publication (0 when nothing is published).
+    pub(crate) fn max_seqnum(&self) -> u64 {
+        self.signed
+            .iter()
+            .map(|a| a.announcement.seqnum)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// What was last signed: the seqnum, and what was announced and withdrawn.
 #[derive(Debug)]
 struct Last {
@@ -55,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) outbox: watch::Sender<Arc<Outbox>>,
     /// Bumped whenever `known` changes, for the cache writer.
     pub(crate) known_changed: watch::Sender<u64>,
+    /// Per introducer, the highest seqnum it acknowledged all of.
+    pub(crate) acks: watch::Sender<HashMap<String, u64>>,
     /// The last seqnum published with and what it published; held while
     /// signing so two publications never share a seqnum.
     last: tokio::sync::Mutex<Last>,
@@ -93,6 +106,7 @@ impl Shared {
             interest: watch::Sender::new(BTreeSet::new()),
             outbox: watch::Sender::new(Arc::new(Outbox::default())),
             known_changed: watch::Sender::new(0),
+            acks: watch::Sender::new(HashMap::new()),
             last: tokio::sync::Mutex::new(Last { seqnum, published }),
         })
     }

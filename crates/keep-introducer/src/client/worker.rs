@@ -62,7 +62,13 @@ impl Worker {
             interest_rx.borrow_and_update();
             if need_publish && !outbox.signed.is_empty() {
                 match self.send_all(&outbox.signed).await {
-                    Sent::Done => need_publish = false,
+                    Sent::Done => {
+                        need_publish = false;
+                        let seqnum = outbox.max_seqnum();
+                        self.shared.acks.send_modify(|acks| {
+                            acks.insert(self.base.clone(), seqnum);
+                        });
+                    }
                     Sent::Replay(stored) => {
                         // Paced, so two nodes misconfigured with one uuid
                         // cannot outbid each other at full speed.

@@ -92,15 +92,20 @@ impl Cluster {
         auth::token(headers, uri).is_some_and(|t| self.credential.matches(&t))
     }
 
-    /// Tells the introducers this node takes no more uploads.
+    /// Tells the introducers this node takes no more uploads, and waits
+    /// (a little) until they have heard it.
     pub async fn drain(&self) {
-        if let Some(client) = &self.introducer {
-            let publish = client.publish(&self.info, &[DOWNLOAD_STORAGE]);
-            match tokio::time::timeout(Duration::from_secs(2), publish).await {
-                Ok(Ok(())) => tracing::info!("published download-only while draining"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not publish the draining state"),
-                Err(_) => tracing::warn!("publishing the draining state timed out"),
-            }
+        let Some(client) = &self.introducer else {
+            return;
+        };
+        if let Err(e) = client.publish(&self.info, &[DOWNLOAD_STORAGE]).await {
+            tracing::warn!(error = %e, "could not publish the draining state");
+            return;
+        }
+        if client.flush(Duration::from_secs(3)).await {
+            tracing::info!("introducers know this node is draining (download only)");
+        } else {
+            tracing::warn!("not every introducer acknowledged the draining state in time");
         }
     }
 
