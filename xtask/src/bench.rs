@@ -557,7 +557,7 @@ fn compare_text(c: &Compare, cores: usize) -> String {
         "node p99 ms",
         "nginx p50 ms",
         "nginx p99 ms",
-        "node RSS",
+        "node peak RSS",
     ];
     let rows: Vec<Vec<String>> = c
         .rows
@@ -602,8 +602,9 @@ fn compare_text(c: &Compare, cores: usize) -> String {
          verifies every GET's MD5 as it streams; nginx's WebDAV PUT writes a temp file and renames\n\
          it without fsync, and its GET is sendfile without verification.\n\
          MB/s = 10^6 bytes/s of block data; client, node and nginx share the machine's {cores} cores.\n\
-         Requests per phase: {}. After each GET phase every block was read again (untimed) and\n\
-         its MD5 checked. `!` after the op: some requests failed (see the JSON).\n",
+         Requests per phase: {}.\n\
+         After each GET phase every block was read again (untimed) and its MD5 checked.\n\
+         `!` after the op: some requests failed (see the JSON).\n",
         table::mib(c.node_hwm),
         counts_text(&c.rows),
     ));
