@@ -123,7 +123,6 @@ impl Args {
                         .map(Scenario::parse)
                         .collect::<anyhow::Result<_>>()?;
                 }
-                "-h" | "--help" => anyhow::bail!("{USAGE}"),
                 other => anyhow::bail!("unknown flag `{other}`\n\n{USAGE}"),
             }
         }
@@ -324,6 +323,10 @@ struct Bench {
 }
 
 pub fn run(raw: &[String]) -> anyhow::Result<()> {
+    if raw.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let args = Args::parse(raw)?;
     let command = std::iter::once("cargo xtask bench".to_owned())
         .chain(raw.iter().cloned())

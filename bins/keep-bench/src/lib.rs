@@ -27,6 +27,10 @@ pub use crate::report::{Op, OpResult, Report};
 pub use crate::scheme::Scheme;
 use crate::stats::Latency;
 
+/// Most distinct bases a pool holds (tiny blocks would otherwise get
+/// millions); the tails keep every block unique anyway.
+const MAX_BASES: u64 = 1 << 16;
+
 /// How long or how much each phase runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -85,7 +89,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         Limit::Count(n) => n.saturating_add(opts.warmup as u64),
         Limit::Duration(_) => by_memory,
     };
-    let bases = usize::try_from(by_memory.min(planned).max(1)).unwrap_or(usize::MAX);
+    let bases = usize::try_from(by_memory.min(planned).clamp(1, MAX_BASES)).unwrap_or(1);
     let pool = Pool::new(opts.size, opts.seed, bases);
     // In count mode every block's MD5 is ready before the clock starts; in
     // duration mode a block's MD5 is one 16-byte update of a copied state.
