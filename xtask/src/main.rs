@@ -4,7 +4,11 @@
 //! - `test`: installs what the tests need (a Python virtualenv with the
 //!   Arvados SDK and the S3 test server), checks formatting, lints and docs,
 //!   then runs every test of the workspace.
+//! - `bench`: the node against nginx (WebDAV) on the same machine: MB/s,
+//!   ops/s, latency, ratios and the node's peak RSS, as a table and JSON
+//!   under `target/bench/`.
 
+mod bench;
 mod cluster;
 mod test;
 
@@ -22,6 +26,7 @@ fn dispatch() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test::run(&rest),
         "cluster" => cluster::run(&rest),
+        "bench" => bench::run(&rest),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -39,7 +44,13 @@ tasks:
         (defaults: 3 nodes, target/cluster, 25100, 2 copies, release build)
   test [--no-lint] [-- <cargo test args>]
         install the test dependencies (Python virtualenv under target/test-venv),
-        check fmt, clippy and docs, and run the whole test suite";
+        check fmt, clippy and docs, and run the whole test suite
+  bench [--sizes 4k,1m,64m] [--concurrency N] [--quick]
+        [--scenarios compare,peak-rss,two-copy-put]
+        build keepstore and keep-bench (release), PUT then GET unique blocks
+        against a fresh node and against nginx with WebDAV PUT (when installed),
+        print MB/s, ops/s, p50/p99, node/nginx ratios and the node's peak RSS,
+        and write target/bench/<stamp>.json and target/bench/latest.json";
 
 /// The workspace root (the parent of this crate's folder).
 pub fn root() -> std::path::PathBuf {

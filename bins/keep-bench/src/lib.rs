@@ -1,0 +1,287 @@
+//! `keep-bench`: a load generator for Keep nodes and, for comparison, a
+//! plain WebDAV file server (nginx).
+//!
+//! A run makes its blocks first ([`blocks`]: unique, random, hashed before
+//! the clock starts), then runs each operation as a timed phase
+//! ([`load`]): `put` stores every block once, `get` reads the stored blocks
+//! back (cycling over them), checking status, length and the bytes that
+//! name the block; `--verify` then reads each block once more, untimed, and
+//! checks its MD5. The result is a [`Report`] in JSON.
+
+pub mod blocks;
+pub mod body;
+pub mod load;
+pub mod report;
+pub mod scheme;
+pub mod size;
+pub mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::blocks::{Block, Pool, WARMUP_BASE};
+use crate::load::{Ctx, Phase, Until};
+pub use crate::report::{Op, OpResult, Report};
+pub use crate::scheme::Scheme;
+use crate::stats::Latency;
+
+/// Most distinct bases a pool holds (tiny blocks would otherwise get
+/// millions); the tails keep every block unique anyway.
+const MAX_BASES: u64 = 1 << 16;
+
+/// How long or how much each phase runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// This many requests per phase.
+    Count(u64),
+    /// Requests started during this long, per phase.
+    Duration(Duration),
+}
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Base URL of the server (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Path scheme.
+    pub scheme: Scheme,
+    /// Operations, in order.
+    pub ops: Vec<Op>,
+    /// Block size in bytes (at least 16).
+    pub size: u64,
+    /// Phase length.
+    pub limit: Limit,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Untimed requests before each phase.
+    pub warmup: usize,
+    /// Where the blocks come from.
+    pub seed: u64,
+    /// Check every block's MD5 after the GET phase (untimed).
+    pub verify: bool,
+    /// Longest wait for one request.
+    pub timeout: Duration,
+    /// Most memory for block bases.
+    pub pool_memory: u64,
+}
+
+/// Runs the operations and reports them. Failed requests are counted in
+/// the report, not returned as an error; warm-up failures are errors.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        opts.size >= blocks::TAIL_LEN as u64,
+        "blocks are at least {} bytes",
+        blocks::TAIL_LEN
+    );
+    anyhow::ensure!(
+        !opts.ops.is_empty(),
+        "nothing to do: give put, get or put,get"
+    );
+    let get_alone = opts.ops.first() == Some(&Op::Get);
+    anyhow::ensure!(
+        !(get_alone && matches!(opts.limit, Limit::Duration(_))),
+        "get without a put first needs --count: the number of blocks an earlier put (same --seed and --size) stored"
+    );
+    let by_memory = (opts.pool_memory / opts.size).max(1);
+    let planned = match opts.limit {
+        Limit::Count(n) => n.saturating_add(opts.warmup as u64),
+        Limit::Duration(_) => by_memory,
+    };
+    let bases = usize::try_from(by_memory.min(planned).clamp(1, MAX_BASES)).unwrap_or(1);
+    let pool = Pool::new(opts.size, opts.seed, bases);
+    // In count mode every block's MD5 is ready before the clock starts; in
+    // duration mode a block's MD5 is one 16-byte update of a copied state.
+    let precomputed: Arc<Vec<Block>> = Arc::new(match opts.limit {
+        Limit::Count(n) => (0..n).map(|i| pool.block(i)).collect(),
+        Limit::Duration(_) => Vec::new(),
+    });
+    let ctx = Arc::new(Ctx {
+        client: load::client(opts.concurrency),
+        base: opts.url.trim_end_matches('/').to_owned(),
+        scheme: opts.scheme,
+        pool,
+        timeout: opts.timeout,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let results = runtime.block_on(run_ops(opts, ctx.clone(), precomputed))?;
+    Ok(Report {
+        tool: "keep-bench",
+        url: opts.url.clone(),
+        scheme: opts.scheme,
+        size: opts.size,
+        concurrency: opts.concurrency,
+        seed: opts.seed,
+        warmup: opts.warmup,
+        bases: ctx.pool.bases(),
+        results,
+    })
+}
+
+async fn run_ops(
+    opts: &Options,
+    ctx: Arc<Ctx>,
+    precomputed: Arc<Vec<Block>>,
+) -> anyhow::Result<Vec<OpResult>> {
+    let until = match opts.limit {
+        Limit::Count(n) => Until::Count(n),
+        Limit::Duration(d) => Until::Elapsed(d),
+    };
+    let block_at = {
+        let ctx = ctx.clone();
+        move |i: u64| match precomputed.get(i as usize) {
+            Some(b) => b.clone(),
+            None => ctx.pool.block(i),
+        }
+    };
+    // The blocks stored so far and where to read them.
+    let mut stored: Vec<(Block, String)> = Vec::new();
+    let mut results = Vec::new();
+    for &op in &opts.ops {
+        match op {
+            Op::Put => {
+                let warm_ctx = ctx.clone();
+                let warm_n = Until::Count(opts.warmup as u64);
+                let warm = phase_put(&ctx, opts.concurrency, warm_n, move |i| {
+                    warm_ctx.pool.block(WARMUP_BASE + i)
+                })
+                .await;
+                ensure_clean("PUT warm-up", &warm)?;
+                let mut timed = phase_put(&ctx, opts.concurrency, until, block_at.clone()).await;
+                timed.paths.sort_unstable_by_key(|(i, _)| *i);
+                stored = std::mem::take(&mut timed.paths)
+                    .into_iter()
+                    .map(|(i, path)| (block_at(i), path))
+                    .collect();
+                results.push(result(Op::Put, timed, None));
+            }
+            Op::Get => {
+                if stored.is_empty() {
+                    let Limit::Count(n) = opts.limit else {
+                        anyhow::bail!("no blocks to GET: the PUT phase stored none");
+                    };
+                    stored = (0..n)
+                        .map(|i| {
+                            let b = block_at(i);
+                            let path = ctx.scheme.get_path(&b.md5_hex(), opts.size);
+                            (b, path)
+                        })
+                        .collect();
+                }
+                anyhow::ensure!(!stored.is_empty(), "no blocks to GET");
+                let stored_now = Arc::new(stored.clone());
+                let warm_n = (opts.warmup as u64).min(stored_now.len() as u64);
+                let warm = phase_get(
+                    &ctx,
+                    opts.concurrency,
+                    Until::Count(warm_n),
+                    &stored_now,
+                    false,
+                )
+                .await;
+                ensure_clean("GET warm-up", &warm)?;
+                let mut timed = phase_get(&ctx, opts.concurrency, until, &stored_now, false).await;
+                let verified = if opts.verify {
+                    let check = Until::Count(stored_now.len() as u64);
+                    let pass = phase_get(&ctx, opts.concurrency, check, &stored_now, true).await;
+                    timed.errors += pass.errors;
+                    if timed.first_error.is_none() {
+                        timed.first_error = pass.first_error;
+                    }
+                    Some(pass.ops)
+                } else {
+                    None
+                };
+                results.push(result(Op::Get, timed, verified));
+            }
+        }
+    }
+    Ok(results)
+}
+
+async fn phase_put(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    until: Until,
+    block_at: impl Fn(u64) -> Block + Send + Sync + 'static,
+) -> Phase {
+    let ctx = ctx.clone();
+    load::phase(concurrency, until, move |i| {
+        let ctx = ctx.clone();
+        let block = block_at(i);
+        async move { load::put(&ctx, &block).await }
+    })
+    .await
+}
+
+async fn phase_get(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    until: Until,
+    stored: &Arc<Vec<(Block, String)>>,
+    md5: bool,
+) -> Phase {
+    let ctx = ctx.clone();
+    let stored = stored.clone();
+    load::phase(concurrency, until, move |i| {
+        let ctx = ctx.clone();
+        let stored = stored.clone();
+        async move {
+            let (block, path) = &stored[(i % stored.len() as u64) as usize];
+            load::get(&ctx, block, path, md5).await
+        }
+    })
+    .await
+}
+
+fn ensure_clean(what: &str, phase: &Phase) -> anyhow::Result<()> {
+    match &phase.first_error {
+        None => Ok(()),
+        Some(e) => anyhow::bail!(
+            "{what}: {} of {} requests failed; first: {e}",
+            phase.errors,
+            phase.errors + phase.ops
+        ),
+    }
+}
+
+fn result(op: Op, phase: Phase, verified: Option<u64>) -> OpResult {
+    OpResult {
+        op,
+        ops: phase.ops,
+        errors: phase.errors,
+        first_error: phase.first_error,
+        bytes: phase.bytes,
+        seconds: phase.wall.as_secs_f64(),
+        mb_per_s: stats::mb_per_s(phase.bytes, phase.wall),
+        ops_per_s: stats::ops_per_s(phase.ops, phase.wall),
+        latency: Latency::of(phase.latencies),
+        verified,
+    }
+}
+
+/// One line for people: `put 4 KiB: 123.4 MB/s, 30123 ops/s, p50 0.21 ms, p99 1.10 ms`.
+pub fn summary_line(size: u64, r: &OpResult) -> String {
+    let mut line = format!(
+        "{} {}: {:.1} MB/s, {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} ops in {:.2} s)",
+        r.op,
+        size::format_size(size),
+        r.mb_per_s,
+        r.ops_per_s,
+        r.latency.p50_ms,
+        r.latency.p99_ms,
+        r.ops,
+        r.seconds
+    );
+    if let Some(v) = r.verified {
+        line.push_str(&format!(", {v} verified"));
+    }
+    if r.errors > 0 {
+        line.push_str(&format!(", {} ERRORS", r.errors));
+    }
+    line
+}

@@ -1,0 +1,931 @@
+//! `cargo xtask bench`: the node against a baseline HTTP file server on
+//! the same machine.
+//!
+//! Builds `keepstore` and `keep-bench` in release mode, starts a fresh node
+//! (directory volume under `target/bench/run-*`, removed afterwards, default
+//! `max_buffer_memory` and `max_connections`) and, when it is installed, an
+//! nginx serving a directory with WebDAV PUT, then runs each [`Scenario`]:
+//!
+//! - `compare`: per block size, `keep-bench put,get` against the node, then
+//!   the same load against nginx; a table of MB/s, ops/s, p50/p99 and the
+//!   ratio node/nginx, with the node's peak RSS.
+//! - `peak-rss`: a second fresh node under 16 concurrent 64 MiB PUTs; its
+//!   peak RSS against the 400 MiB target.
+//! - `two-copy-put`: 2-copy PUT through a 3-node cluster, against
+//!   single-copy throughput. Waits for `cargo xtask cluster`; until then it
+//!   says so and measures nothing.
+//!
+//! Results go to `target/bench/<UTC stamp>.json` and `target/bench/latest.json`.
+
+mod machine;
+mod servers;
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::{root, run_cmd};
+use machine::Machine;
+use servers::{Nginx, Node, RssSampler};
+
+const USAGE: &str = "usage: cargo xtask bench [--sizes 4k,1m,64m] [--concurrency N] [--quick]
+                         [--scenarios compare,peak-rss,two-copy-put]
+  (always a release build)";
+
+/// What the issue asks of the node, for the report.
+const RSS_TARGET: u64 = 400 << 20;
+const RSS_SIZE: u64 = 64 << 20;
+const RSS_CONCURRENCY: usize = 16;
+const TWO_COPY_TARGET: f64 = 0.45;
+
+/// A measurement the bench can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Node against nginx, per size, PUT then GET.
+    Compare,
+    /// Peak RSS of a node under 16 concurrent 64 MiB PUTs.
+    PeakRss,
+    /// 2-copy PUT through a 3-node cluster (needs `cargo xtask cluster`).
+    TwoCopyPut,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [Scenario::Compare, Scenario::PeakRss, Scenario::TwoCopyPut];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Compare => "compare",
+            Scenario::PeakRss => "peak-rss",
+            Scenario::TwoCopyPut => "two-copy-put",
+        }
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == text)
+            .with_context(|| format!("unknown scenario `{text}`\n\n{USAGE}"))
+    }
+}
+
+/// The command line.
+#[derive(Debug, Clone, PartialEq)]
+struct Args {
+    sizes: Vec<u64>,
+    concurrency: usize,
+    quick: bool,
+    scenarios: Vec<Scenario>,
+}
+
+impl Args {
+    fn parse(args: &[String]) -> anyhow::Result<Args> {
+        let mut out = Args {
+            sizes: vec![4 << 10, 1 << 20, 64 << 20],
+            concurrency: 8,
+            quick: false,
+            scenarios: Scenario::ALL.to_vec(),
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| it.next().cloned())
+                    .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag {
+                "--quick" => out.quick = true,
+                "--release" => {}
+                "--sizes" => {
+                    out.sizes = value()?
+                        .split(',')
+                        .map(parse_size)
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                "--concurrency" | "-c" => {
+                    let v = value()?;
+                    out.concurrency = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .with_context(|| format!("--concurrency {v}: not a positive number"))?;
+                }
+                "--scenarios" => {
+                    out.scenarios = value()?
+                        .split(',')
+                        .map(Scenario::parse)
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                other => anyhow::bail!("unknown flag `{other}`\n\n{USAGE}"),
+            }
+        }
+        anyhow::ensure!(!out.sizes.is_empty(), "--sizes is empty");
+        Ok(out)
+    }
+}
+
+/// `4k`, `1m`, `64m` or bytes (binary multiples).
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches("ib").trim_end_matches('b');
+    let (digits, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .with_context(|| format!("`{text}` is not a size (try 4k, 1m, 64m)"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .with_context(|| format!("`{text}` is too large"))?;
+    anyhow::ensure!(bytes >= 16, "`{text}`: blocks are at least 16 bytes");
+    Ok(bytes)
+}
+
+/// Requests per phase and untimed warm-up requests for one size: about
+/// 2 GiB per phase (128 MiB with `--quick`), at most 10000 (1000), at least
+/// one per worker; warm-up up to the concurrency, at most ~128 MiB.
+fn plan(size: u64, concurrency: usize, quick: bool) -> (u64, usize) {
+    let (bytes, most) = if quick {
+        (128u64 << 20, 1000)
+    } else {
+        (2u64 << 30, 10_000)
+    };
+    let count = (bytes / size).clamp(concurrency as u64, most.max(concurrency as u64));
+    let warmup = ((128u64 << 20) / size).clamp(1, concurrency as u64) as usize;
+    (count, warmup)
+}
+
+/// One operation's figures, as `keep-bench` reports them.
+#[derive(Debug, Clone, PartialEq)]
+struct OpFigures {
+    op: String,
+    ops: u64,
+    errors: u64,
+    first_error: Option<String>,
+    bytes: u64,
+    seconds: f64,
+    mb_per_s: f64,
+    ops_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    verified: Option<u64>,
+}
+
+impl OpFigures {
+    fn to_json(&self) -> Value {
+        json!({
+            "op": self.op, "ops": self.ops, "errors": self.errors,
+            "first_error": self.first_error, "bytes": self.bytes,
+            "seconds": self.seconds, "mb_per_s": self.mb_per_s,
+            "ops_per_s": self.ops_per_s, "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms, "verified": self.verified,
+        })
+    }
+}
+
+/// The `results` of a `keep-bench` JSON report.
+fn parse_report(text: &str) -> anyhow::Result<Vec<OpFigures>> {
+    let v: Value = serde_json::from_str(text).context("keep-bench's JSON")?;
+    anyhow::ensure!(v["tool"] == "keep-bench", "not a keep-bench report");
+    let results = v["results"].as_array().context("no results")?;
+    results
+        .iter()
+        .map(|r| {
+            let num = |k: &str| r[k].as_f64().with_context(|| format!("result without {k}"));
+            let int = |k: &str| r[k].as_u64().with_context(|| format!("result without {k}"));
+            Ok(OpFigures {
+                op: r["op"].as_str().context("result without op")?.to_owned(),
+                ops: int("ops")?,
+                errors: int("errors")?,
+                first_error: r["first_error"].as_str().map(str::to_owned),
+                bytes: int("bytes")?,
+                seconds: num("seconds")?,
+                mb_per_s: num("mb_per_s")?,
+                ops_per_s: num("ops_per_s")?,
+                p50_ms: num("p50_ms")?,
+                p99_ms: num("p99_ms")?,
+                verified: r["verified"].as_u64(),
+            })
+        })
+        .collect()
+}
+
+/// One `keep-bench` run's settings.
+#[derive(Debug, Clone)]
+struct Load {
+    ops: &'static str,
+    size: u64,
+    count: u64,
+    concurrency: usize,
+    warmup: usize,
+    seed: u64,
+    verify: bool,
+}
+
+/// Runs `keep-bench` against `url`; its JSON goes to `json`. A run whose
+/// requests failed still gives figures (the errors are counted in them).
+fn run_load(
+    bin: &Path,
+    url: &str,
+    scheme: &str,
+    load: &Load,
+    json: &Path,
+) -> anyhow::Result<Vec<OpFigures>> {
+    let mut cmd = Command::new(bin);
+    cmd.arg(load.ops)
+        .args(["--url", url, "--scheme", scheme])
+        .arg(format!("--size={}", load.size))
+        .arg(format!("--count={}", load.count))
+        .arg(format!("--concurrency={}", load.concurrency))
+        .arg(format!("--warmup={}", load.warmup))
+        .arg(format!("--seed={}", load.seed))
+        .arg("--json")
+        .arg(json);
+    if load.verify {
+        cmd.arg("--verify");
+    }
+    let _ = std::fs::remove_file(json);
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let text = std::fs::read_to_string(json)
+        .with_context(|| format!("keep-bench against {url} wrote no report ({status})"))?;
+    let figures = parse_report(&text)?;
+    if !status.success() {
+        eprintln!("xtask: keep-bench against {url} reported failed requests ({status})");
+    }
+    Ok(figures)
+}
+
+/// One line of the comparison.
+#[derive(Debug, Clone)]
+struct Row {
+    size: u64,
+    count: u64,
+    node: OpFigures,
+    nginx: Option<OpFigures>,
+    /// Highest sampled VmRSS of the node during this size's load.
+    node_rss: u64,
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        table::ratio(self.node.mb_per_s, self.nginx.as_ref().map(|n| n.mb_per_s))
+    }
+}
+
+/// How the baseline went.
+#[derive(Debug, Clone)]
+enum Baseline {
+    /// No nginx on this machine.
+    Missing,
+    /// It would not start or its load failed.
+    Failed(String),
+    /// It ran.
+    Ran { version: String },
+}
+
+#[derive(Debug)]
+struct Compare {
+    rows: Vec<Row>,
+    node_hwm: u64,
+    baseline: Baseline,
+}
+
+#[derive(Debug)]
+struct PeakRss {
+    count: u64,
+    hwm: u64,
+    sampled: u64,
+    put: Option<OpFigures>,
+}
+
+/// Where the run happens and with what.
+#[derive(Debug)]
+struct Bench {
+    keepstore: PathBuf,
+    keep_bench: PathBuf,
+    nginx: Option<PathBuf>,
+    run_dir: RunDir,
+    seed: u64,
+    args: Args,
+}
+
+pub fn run(raw: &[String]) -> anyhow::Result<()> {
+    if raw.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let args = Args::parse(raw)?;
+    let command = std::iter::once("cargo xtask bench".to_owned())
+        .chain(raw.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_cmd(Command::new(&cargo).args([
+        "build",
+        "--release",
+        "-p",
+        "keepstore",
+        "-p",
+        "keep-bench",
+    ]))?;
+    let target = target_dir(&cargo)?;
+    let out_dir = target.join("bench");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?;
+    let stamp = machine::utc_stamp(now.as_secs());
+    let run_dir = RunDir::create(out_dir.join(format!("run-{stamp}")))?;
+    let machine = Machine::probe();
+    let nginx = servers::find_nginx();
+    let bench = Bench {
+        keepstore: target.join("release/keepstore"),
+        keep_bench: target.join("release/keep-bench"),
+        nginx,
+        run_dir,
+        seed: now.as_nanos() as u64,
+        args,
+    };
+    eprintln!("xtask: bench on {}", machine.describe());
+    let load_start = machine::load_average();
+
+    let mut compare = None;
+    let mut peak = None;
+    for scenario in bench.args.scenarios.clone() {
+        match scenario {
+            Scenario::Compare => compare = Some(bench.compare()?),
+            Scenario::PeakRss => peak = Some(bench.peak_rss()?),
+            Scenario::TwoCopyPut => {}
+        }
+    }
+    let load_end = machine::load_average();
+    let wants_two_copy = bench.args.scenarios.contains(&Scenario::TwoCopyPut);
+
+    let mut text = String::new();
+    if let Some(c) = &compare {
+        text.push_str(&compare_text(c, machine.cores));
+    }
+    if let Some(p) = &peak {
+        text.push_str(&peak_rss_text(p));
+    }
+    if wants_two_copy {
+        text.push_str(&two_copy_text());
+    }
+    text.push_str(&format!(
+        "\nmachine: {}; load average {} at the start, {} at the end\ncommand: {command}\n",
+        machine.describe(),
+        load_start.map_or("?".into(), |l| format!("{l:.2}")),
+        load_end.map_or("?".into(), |l| format!("{l:.2}")),
+    ));
+    println!("{text}");
+
+    let report = json!({
+        "timestamp": stamp,
+        "command": command,
+        "revision": machine::revision(),
+        "machine": machine.to_json(),
+        "load_average": { "start": load_start, "end": load_end },
+        "settings": {
+            "sizes": bench.args.sizes,
+            "concurrency": bench.args.concurrency,
+            "quick": bench.args.quick,
+            "seed": bench.seed,
+        },
+        "compare": compare.as_ref().map(compare_json),
+        "peak_rss": peak.as_ref().map(peak_rss_json),
+        "two_copy_put": wants_two_copy.then(two_copy_json),
+        "table": text,
+    });
+    let body = serde_json::to_string_pretty(&report)? + "\n";
+    let file = out_dir.join(format!("{stamp}.json"));
+    std::fs::write(&file, &body).with_context(|| format!("writing {}", file.display()))?;
+    std::fs::write(out_dir.join("latest.json"), &body)?;
+    eprintln!("xtask: wrote {} and latest.json", file.display());
+    Ok(())
+}
+
+impl Bench {
+    fn compare(&self) -> anyhow::Result<Compare> {
+        let node = Node::start(&self.keepstore, &self.run_dir.path.join("node"))?;
+        eprintln!(
+            "xtask: keepstore at {} (log {})",
+            node.url,
+            node.log.display()
+        );
+        let sampler = RssSampler::start(node.pid());
+        let max_size = self.args.sizes.iter().copied().max().unwrap_or(0);
+        let mut baseline = Baseline::Missing;
+        let nginx = match &self.nginx {
+            None => {
+                eprintln!(
+                    "xtask: nginx not installed: apt-get install nginx-light (showing the node's figures alone)"
+                );
+                None
+            }
+            Some(bin) => {
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let dir = self.run_dir.path.join("nginx");
+                match Nginx::start(bin, &dir, workers, max_size.max(64 << 20)) {
+                    Ok(n) => {
+                        eprintln!("xtask: {} at {} (baseline)", n.version, n.url);
+                        baseline = Baseline::Ran {
+                            version: n.version.clone(),
+                        };
+                        Some(n)
+                    }
+                    Err(e) => {
+                        eprintln!("xtask: nginx would not start, node figures alone: {e:#}");
+                        baseline = Baseline::Failed(format!("{e:#}"));
+                        None
+                    }
+                }
+            }
+        };
+        let mut rows = Vec::new();
+        for &size in &self.args.sizes {
+            let (count, warmup) = plan(size, self.args.concurrency, self.args.quick);
+            let load = Load {
+                ops: "put,get",
+                size,
+                count,
+                concurrency: self.args.concurrency,
+                warmup,
+                seed: self.seed,
+                verify: true,
+            };
+            sampler.take();
+            let json = self.run_dir.path.join(format!("node-{size}.json"));
+            let node_figs = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?;
+            let node_rss = sampler.take();
+            let mut nginx_figs = None;
+            if let Some(n) = &nginx {
+                let json = self.run_dir.path.join(format!("nginx-{size}.json"));
+                match run_load(&self.keep_bench, &n.url, "webdav", &load, &json) {
+                    Ok(f) => nginx_figs = Some(f),
+                    Err(e) => {
+                        eprintln!("xtask: nginx load failed: {e:#}");
+                        baseline = Baseline::Failed(format!("{e:#}"));
+                    }
+                }
+            }
+            for node_op in node_figs {
+                let nginx_op = nginx_figs
+                    .as_ref()
+                    .and_then(|f| f.iter().find(|o| o.op == node_op.op).cloned());
+                rows.push(Row {
+                    size,
+                    count,
+                    node: node_op,
+                    nginx: nginx_op,
+                    node_rss,
+                });
+            }
+        }
+        let node_hwm = node.peak_rss()?;
+        drop(sampler);
+        Ok(Compare {
+            rows,
+            node_hwm,
+            baseline,
+        })
+    }
+
+    fn peak_rss(&self) -> anyhow::Result<PeakRss> {
+        let node = Node::start(&self.keepstore, &self.run_dir.path.join("node-rss"))?;
+        eprintln!(
+            "xtask: peak RSS scenario: {RSS_CONCURRENCY} concurrent {} PUTs to a fresh keepstore at {}",
+            size_name(RSS_SIZE),
+            node.url
+        );
+        let sampler = RssSampler::start(node.pid());
+        let count = if self.args.quick {
+            RSS_CONCURRENCY as u64
+        } else {
+            2 * RSS_CONCURRENCY as u64
+        };
+        let load = Load {
+            ops: "put",
+            size: RSS_SIZE,
+            count,
+            concurrency: RSS_CONCURRENCY,
+            warmup: 0,
+            seed: self.seed ^ 1,
+            verify: false,
+        };
+        let json = self.run_dir.path.join("peak-rss.json");
+        let put = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?
+            .into_iter()
+            .next();
+        let sampled = sampler.take();
+        Ok(PeakRss {
+            count,
+            hwm: node.peak_rss()?,
+            sampled,
+            put,
+        })
+    }
+}
+
+fn size_name(bytes: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} B")
+}
+
+fn compare_text(c: &Compare, cores: usize) -> String {
+    let headers = [
+        "size",
+        "op",
+        "node MB/s",
+        "nginx MB/s",
+        "ratio",
+        "target",
+        "node ops/s",
+        "node p50 ms",
+        "node p99 ms",
+        "nginx p50 ms",
+        "nginx p99 ms",
+        "node peak RSS",
+    ];
+    let rows: Vec<Vec<String>> = c
+        .rows
+        .iter()
+        .map(|r| {
+            let nginx = r.nginx.as_ref();
+            let ratio = r.ratio();
+            let mut op = r.node.op.clone();
+            if r.node.errors > 0 || nginx.is_some_and(|n| n.errors > 0) {
+                op.push('!');
+            }
+            vec![
+                size_name(r.size),
+                op,
+                table::rate(Some(r.node.mb_per_s)),
+                table::rate(nginx.map(|n| n.mb_per_s)),
+                ratio.map_or("-".into(), |x| format!("{x:.2}")),
+                table::verdict(table::target_ratio(r.size, &r.node.op), ratio),
+                format!("{:.0}", r.node.ops_per_s),
+                table::millis(Some(r.node.p50_ms)),
+                table::millis(Some(r.node.p99_ms)),
+                table::millis(nginx.map(|n| n.p50_ms)),
+                table::millis(nginx.map(|n| n.p99_ms)),
+                table::mib(r.node_rss),
+            ]
+        })
+        .collect();
+    let mut out = table::format_table(&headers, &rows, 2);
+    let baseline = match &c.baseline {
+        Baseline::Missing => {
+            "nginx not installed: apt-get install nginx-light (node figures alone)".to_owned()
+        }
+        Baseline::Failed(e) => format!("nginx failed: {e}"),
+        Baseline::Ran { version } => {
+            format!("baseline: {version}, WebDAV PUT, worker_processes {cores}")
+        }
+    };
+    out.push_str(&format!(
+        "\nnode peak RSS (VmHWM) over the whole comparison: {}\n\
+         {baseline}\n\
+         Fairness: the node makes every PUT durable (fdatasync, rename, fsync of the folder) and\n\
+         verifies every GET's MD5 as it streams; nginx's WebDAV PUT writes a temp file and renames\n\
+         it without fsync, and its GET is sendfile without verification.\n\
+         MB/s = 10^6 bytes/s of block data; client, node and nginx share the machine's {cores} cores.\n\
+         Requests per phase: {}.\n\
+         After each GET phase every block was read again (untimed) and its MD5 checked.\n\
+         `!` after the op: some requests failed (see the JSON).\n",
+        table::mib(c.node_hwm),
+        counts_text(&c.rows),
+    ));
+    out
+}
+
+fn counts_text(rows: &[Row]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for r in rows {
+        let s = format!("{} x{}", size_name(r.size), r.count);
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(", ")
+}
+
+fn compare_json(c: &Compare) -> Value {
+    json!({
+        "node_peak_rss_bytes": c.node_hwm,
+        "baseline": match &c.baseline {
+            Baseline::Missing => json!({"status": "missing", "hint": "apt-get install nginx-light"}),
+            Baseline::Failed(e) => json!({"status": "failed", "error": e}),
+            Baseline::Ran { version } => json!({"status": "ran", "version": version}),
+        },
+        "rows": c.rows.iter().map(|r| json!({
+            "size": r.size,
+            "op": r.node.op,
+            "count": r.count,
+            "node": r.node.to_json(),
+            "nginx": r.nginx.as_ref().map(OpFigures::to_json),
+            "ratio": r.ratio(),
+            "target": table::target_ratio(r.size, &r.node.op),
+            "node_rss_sampled_peak_bytes": r.node_rss,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn peak_rss_text(p: &PeakRss) -> String {
+    let verdict = if p.hwm <= RSS_TARGET { "met" } else { "MISSED" };
+    let put = p.put.as_ref().map_or("no figures".to_owned(), |f| {
+        let errors = if f.errors > 0 {
+            format!(
+                ", {} of {} failed: {}",
+                f.errors,
+                f.errors + f.ops,
+                f.first_error.as_deref().unwrap_or("")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{:.1} MB/s, p50 {} ms, p99 {} ms{errors}",
+            f.mb_per_s,
+            table::millis(Some(f.p50_ms)),
+            table::millis(Some(f.p99_ms))
+        )
+    });
+    format!(
+        "\npeak RSS under {RSS_CONCURRENCY} concurrent {} PUTs ({} PUTs, fresh node): VmHWM {} \
+         (sampled VmRSS peak {}), target <= {}: {verdict}; {put}\n",
+        size_name(RSS_SIZE),
+        p.count,
+        table::mib(p.hwm),
+        table::mib(p.sampled),
+        table::mib(RSS_TARGET),
+    )
+}
+
+fn peak_rss_json(p: &PeakRss) -> Value {
+    json!({
+        "size": RSS_SIZE,
+        "concurrency": RSS_CONCURRENCY,
+        "count": p.count,
+        "vmhwm_bytes": p.hwm,
+        "sampled_vmrss_peak_bytes": p.sampled,
+        "target_bytes": RSS_TARGET,
+        "met": p.hwm <= RSS_TARGET,
+        "put": p.put.as_ref().map(OpFigures::to_json),
+    })
+}
+
+/// The 2-copy scenario's hook: it needs a 3-node cluster, which
+/// `cargo xtask cluster` will start. Until then nothing is measured.
+const TWO_COPY_PENDING: &str =
+    "not measured: needs a 3-node cluster from `cargo xtask cluster`, which does not exist yet";
+
+fn two_copy_text() -> String {
+    format!(
+        "\n2-copy PUT through a 3-node cluster (target >= {TWO_COPY_TARGET} of single-copy PUT MB/s): {TWO_COPY_PENDING}\n"
+    )
+}
+
+fn two_copy_json() -> Value {
+    json!({ "status": "not measured", "reason": TWO_COPY_PENDING, "target_ratio": TWO_COPY_TARGET })
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR` and config).
+fn target_dir(cargo: &str) -> anyhow::Result<PathBuf> {
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .context("running cargo metadata")?;
+    anyhow::ensure!(out.status.success(), "cargo metadata failed");
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let dir = v["target_directory"]
+        .as_str()
+        .context("no target_directory in cargo metadata")?;
+    Ok(PathBuf::from(dir))
+}
+
+/// A folder removed (with everything in it) when dropped.
+#[derive(Debug)]
+struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    fn create(path: PathBuf) -> anyhow::Result<RunDir> {
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(RunDir { path })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            eprintln!("xtask: could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn args_defaults_and_flags() {
+        let d = Args::parse(&[]).unwrap();
+        assert_eq!(d.sizes, [4096, 1 << 20, 64 << 20]);
+        assert_eq!(d.concurrency, 8);
+        assert!(!d.quick);
+        assert_eq!(d.scenarios, Scenario::ALL);
+        let a = Args::parse(&strings(&[
+            "--sizes",
+            "4k,64m",
+            "--concurrency=4",
+            "--quick",
+            "--release",
+            "--scenarios",
+            "compare",
+        ]))
+        .unwrap();
+        assert_eq!(a.sizes, [4096, 64 << 20]);
+        assert_eq!(a.concurrency, 4);
+        assert!(a.quick);
+        assert_eq!(a.scenarios, [Scenario::Compare]);
+        assert!(Args::parse(&strings(&["--concurrency", "0"])).is_err());
+        assert!(Args::parse(&strings(&["--sizes"])).is_err());
+        assert!(Args::parse(&strings(&["--bogus"])).is_err());
+        assert!(Args::parse(&strings(&["--scenarios", "three-copy"])).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4k").unwrap(), 4096);
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("8").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(size_name(4096), "4 KiB");
+        assert_eq!(size_name(64 << 20), "64 MiB");
+        assert_eq!(size_name(100), "100 B");
+    }
+
+    #[test]
+    fn plans() {
+        assert_eq!(plan(4096, 8, false), (10_000, 8));
+        assert_eq!(plan(4096, 8, true), (1000, 8));
+        assert_eq!(plan(1 << 20, 8, false), (2048, 8));
+        assert_eq!(plan(1 << 20, 8, true), (128, 8));
+        assert_eq!(plan(64 << 20, 8, false), (32, 2));
+        assert_eq!(plan(64 << 20, 8, true), (8, 2));
+        // At least one request per worker.
+        assert_eq!(plan(64 << 20, 40, true), (40, 2));
+    }
+
+    const REPORT: &str = r#"{
+      "tool": "keep-bench", "url": "http://127.0.0.1:1", "scheme": "keep",
+      "size": 4096, "concurrency": 2, "seed": 1, "warmup": 2, "bases": 10,
+      "results": [
+        {"op": "put", "ops": 10, "errors": 0, "first_error": null, "bytes": 40960,
+         "seconds": 0.5, "mb_per_s": 0.08192, "ops_per_s": 20.0, "p50_ms": 1.0,
+         "p99_ms": 2.0, "mean_ms": 1.1, "max_ms": 2.0, "verified": null},
+        {"op": "get", "ops": 9, "errors": 1, "first_error": "GET /x: 404 Not Found",
+         "bytes": 36864, "seconds": 0.25, "mb_per_s": 0.147456, "ops_per_s": 36.0,
+         "p50_ms": 0.5, "p99_ms": 0.9, "mean_ms": 0.6, "max_ms": 0.9, "verified": 10}
+      ]
+    }"#;
+
+    #[test]
+    fn reads_keep_bench_reports() {
+        let figs = parse_report(REPORT).unwrap();
+        assert_eq!(figs.len(), 2);
+        assert_eq!(figs[0].op, "put");
+        assert_eq!(figs[0].ops, 10);
+        assert_eq!(figs[0].verified, None);
+        assert_eq!(figs[1].errors, 1);
+        assert_eq!(
+            figs[1].first_error.as_deref(),
+            Some("GET /x: 404 Not Found")
+        );
+        assert_eq!(figs[1].verified, Some(10));
+        assert_eq!(figs[1].p99_ms, 0.9);
+        assert!(parse_report("{}").is_err());
+        assert!(parse_report(r#"{"tool": "keep-bench", "results": [{"op": "put"}]}"#).is_err());
+    }
+
+    fn figures(op: &str, mb_per_s: f64) -> OpFigures {
+        OpFigures {
+            op: op.to_owned(),
+            ops: 100,
+            errors: 0,
+            first_error: None,
+            bytes: 100 * 4096,
+            seconds: 1.0,
+            mb_per_s,
+            ops_per_s: 100.0,
+            p50_ms: 1.5,
+            p99_ms: 3.25,
+            verified: None,
+        }
+    }
+
+    fn sample_compare(baseline: bool) -> Compare {
+        let row = |op: &str, node: f64, nginx: f64| Row {
+            size: 4096,
+            count: 100,
+            node: figures(op, node),
+            nginx: baseline.then(|| figures(op, nginx)),
+            node_rss: 20 << 20,
+        };
+        Compare {
+            rows: vec![row("put", 30.0, 40.0), row("get", 50.0, 100.0)],
+            node_hwm: 25 << 20,
+            baseline: if baseline {
+                Baseline::Ran {
+                    version: "nginx/1.22.1".into(),
+                }
+            } else {
+                Baseline::Missing
+            },
+        }
+    }
+
+    #[test]
+    fn comparison_table_and_json() {
+        let c = sample_compare(true);
+        let text = compare_text(&c, 2);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("size   op   node MB/s  nginx MB/s  ratio"));
+        assert!(
+            lines[2].contains("put")
+                && lines[2].contains("0.75")
+                && lines[2].contains(">=0.50 met")
+        );
+        assert!(
+            lines[3].contains("get")
+                && lines[3].contains("0.50")
+                && lines[3].contains(">=0.60 MISSED")
+        );
+        assert!(text.contains("node peak RSS (VmHWM) over the whole comparison: 25.0 MiB"));
+        assert!(text.contains("without fsync"));
+        let v = compare_json(&c);
+        assert_eq!(v["baseline"]["status"], "ran");
+        assert_eq!(v["rows"][0]["op"], "put");
+        assert_eq!(v["rows"][0]["ratio"], 0.75);
+        assert_eq!(v["rows"][1]["target"], 0.6);
+        assert_eq!(v["rows"][1]["nginx"]["mb_per_s"], 100.0);
+        assert_eq!(v["node_peak_rss_bytes"], 25 << 20);
+    }
+
+    #[test]
+    fn without_nginx_the_node_stands_alone() {
+        let c = sample_compare(false);
+        let text = compare_text(&c, 2);
+        assert!(text.contains("nginx not installed: apt-get install nginx-light"));
+        assert!(text.lines().nth(2).unwrap().contains(">=0.50 ?"));
+        let v = compare_json(&c);
+        assert_eq!(v["baseline"]["status"], "missing");
+        assert!(v["rows"][0]["nginx"].is_null());
+        assert!(v["rows"][0]["ratio"].is_null());
+    }
+
+    #[test]
+    fn peak_rss_and_two_copy_reports() {
+        let p = PeakRss {
+            count: 16,
+            hwm: 300 << 20,
+            sampled: 290 << 20,
+            put: Some(figures("put", 400.0)),
+        };
+        let text = peak_rss_text(&p);
+        assert!(text.contains("VmHWM 300.0 MiB"));
+        assert!(text.contains("target <= 400.0 MiB: met"));
+        assert_eq!(peak_rss_json(&p)["met"], true);
+        let over = PeakRss {
+            hwm: 500 << 20,
+            ..p
+        };
+        assert!(peak_rss_text(&over).contains("MISSED"));
+        assert!(two_copy_text().contains("cargo xtask cluster"));
+        assert_eq!(two_copy_json()["status"], "not measured");
+    }
+}
