@@ -459,3 +459,37 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[test]
+fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let c = node.client();
+    let data = random_bytes((3 << 20) + 5, 77);
+    let loc = c.put_block(&data);
+    let hex = md5_hex(&data);
+    let dir = node.volumes[0].join(&hex[..3]);
+    let sidecar = dir.join(format!("{hex}.b3"));
+    assert!(
+        sidecar.exists(),
+        "a checksum sidecar is kept beside a large block"
+    );
+    assert!(c.get(&format!("/{loc}")).body == data);
+    // Without the sidecar (a block Arvados wrote), the MD5 check serves it.
+    std::fs::remove_file(&sidecar).unwrap();
+    assert!(c.get(&format!("/{loc}")).body == data);
+    // A sidecar that does not match the block: the copy is not served whole
+    // and goes aside, sidecar and all.
+    let mut bad = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
+    bad.update(&random_bytes(data.len(), 78));
+    std::fs::write(&sidecar, bad.finish().encode()).unwrap();
+    let raw = keep_tests::http::raw_bytes(
+        &node.url,
+        format!("GET /{loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        false,
+    );
+    assert!(raw.len() < data.len(), "the answer was cut short");
+    wait_for("the copy moved aside", 10, || {
+        (!dir.join(&hex).exists() && !sidecar.exists()).then_some(())
+    });
+}

@@ -155,6 +155,7 @@ fn reader(size: u64, resp: reqwest::Response, patience: Duration) -> BlockReader
     BlockReader {
         size,
         chunks: chunks.boxed(),
+        sums: None,
     }
 }
 

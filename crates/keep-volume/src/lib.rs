@@ -20,11 +20,13 @@ pub mod conformance;
 pub mod crashsafe;
 pub mod directory;
 mod error;
+pub mod sums;
 mod volume;
 
 pub use body::{BlockBody, BodyError, CHUNK_SIZE, ChunkStream, MAX_BLOCK_SIZE};
 pub use check::ContentCheck;
 pub use error::VolumeError;
+pub use sums::{ChunkSummer, ChunkSums};
 pub use volume::{
     BlockReader, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams, VolumeStatus,
     unix_nanos_now,

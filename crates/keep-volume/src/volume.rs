@@ -17,8 +17,11 @@ use crate::{BlockBody, VolumeError};
 pub struct BlockReader {
     /// The stored size in bytes.
     pub size: u64,
-    /// The bytes, in order.
+    /// The bytes, in order. When `sums` is given, every chunk but the last
+    /// is exactly `sums.chunk_size` bytes.
     pub chunks: BoxStream<'static, Result<Bytes, VolumeError>>,
+    /// Per-chunk checksums kept with the block, if the backend has them.
+    pub sums: Option<crate::ChunkSums>,
 }
 
 impl std::fmt::Debug for BlockReader {

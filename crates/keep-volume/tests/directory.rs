@@ -100,3 +100,47 @@ async fn full_volume_refuses_writes() {
     let err = put(&vol, &test_data(10, 2), 10).await.unwrap_err();
     assert!(matches!(err, VolumeError::Full), "{err}");
 }
+
+#[tokio::test]
+async fn large_blocks_get_a_checksum_sidecar_that_reads_check() {
+    use keep_volume::CHUNK_SIZE;
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000006"));
+    let small = test_data(CHUNK_SIZE, 3);
+    let big = test_data(2 * CHUNK_SIZE + 100, 4);
+    let (hs, hb) = (
+        put(&vol, &small, 4096).await.unwrap(),
+        put(&vol, &big, 70_000).await.unwrap(),
+    );
+    let side = |h: &BlockHash| {
+        tmp.path()
+            .join(&h.to_hex()[..3])
+            .join(format!("{}.b3", h.to_hex()))
+    };
+    assert!(!side(&hs).exists(), "a block of one chunk needs no sidecar");
+    assert!(side(&hb).exists(), "a larger one has one");
+    // The reader hands out the sums, and its chunks line up with them.
+    let mut reader = vol.open(&hb).await.unwrap();
+    let sums = reader.sums.take().expect("sums");
+    let mut i = 0;
+    while let Some(chunk) = futures::StreamExt::next(&mut reader.chunks).await {
+        assert!(sums.check(i, &chunk.unwrap()), "chunk {i}");
+        i += 1;
+    }
+    assert_eq!(i, 3);
+    // Not in the index; quarantine takes it along; empty trash removes
+    // sidecars whose block is gone for good.
+    assert_eq!(conformance::index(&vol, "").await.len(), 2);
+    vol.quarantine(&hb).await.unwrap();
+    assert!(!side(&hb).exists(), "moved aside with its block");
+    let again = put(&vol, &big, CHUNK_SIZE).await.unwrap();
+    assert!(side(&again).exists());
+    std::fs::remove_file(tmp.path().join(&again.to_hex()[..3]).join(again.to_hex())).unwrap();
+    vol.empty_trash().await.unwrap();
+    assert!(!side(&again).exists(), "an orphan sidecar is removed");
+    // A block without a sidecar (written by Arvados, say) reads without sums.
+    let hb = put(&vol, &big, CHUNK_SIZE).await.unwrap();
+    std::fs::remove_file(side(&hb)).unwrap();
+    assert!(vol.open(&hb).await.unwrap().sums.is_none());
+    assert!(get(&vol, &hb).await.unwrap() == big[..]);
+}

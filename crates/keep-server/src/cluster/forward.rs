@@ -51,6 +51,7 @@ pub async fn read(
                 chunks,
                 size: block.size,
                 local: None,
+                sums: None,
             },
             hash,
         )

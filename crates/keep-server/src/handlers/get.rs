@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use keep_http::Body;
 use keep_locator::{BlockHash, Locator};
 use keep_remote::{LOCAL_ONLY_HEADER, protocol};
-use keep_volume::{CHUNK_SIZE, ContentCheck, Volume, VolumeError};
+use keep_volume::{CHUNK_SIZE, ChunkSums, ContentCheck, Volume, VolumeError};
 
 use crate::budget::Reservation;
 use crate::cluster::forward;
@@ -88,6 +88,7 @@ pub async fn get_block(
                 chunks,
                 size: reader.size,
                 local: Some(vol.clone()),
+                sums: reader.sums,
             },
             loc.hash,
         )
@@ -146,6 +147,9 @@ pub struct Source {
     pub size: u64,
     /// The local volume holding it, to quarantine a corrupt copy.
     pub local: Option<Arc<dyn Volume>>,
+    /// Per-chunk checksums kept with the block: then each chunk is checked
+    /// (BLAKE3, fast) instead of the MD5 of the whole block.
+    pub sums: Option<ChunkSums>,
 }
 
 /// Serves a block from `src`, verified against `hash`.
@@ -181,6 +185,10 @@ pub async fn serve(
         return Ok(block_response(src.size, keep_http::body::full(data)));
     }
     let size = src.size;
+    if let Some(sums) = src.sums.take() {
+        let stream = by_chunk_sums(node.clone(), src, sums, hash, reservation);
+        return Ok(block_response(size, StreamBody::new(stream).boxed_unsync()));
+    }
     let stream = Verifying {
         node: node.clone(),
         src,
@@ -217,6 +225,63 @@ impl std::fmt::Debug for Source {
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
+}
+
+/// A large block with chunk sums on its way out: each chunk is sent once
+/// its BLAKE3 matches; a mismatch, or a wrong length, cuts the connection
+/// and moves the copy aside.
+fn by_chunk_sums(
+    node: Arc<Node>,
+    src: Source,
+    sums: ChunkSums,
+    hash: BlockHash,
+    reservation: Reservation,
+) -> impl futures::Stream<Item = Item> + Send + 'static {
+    struct St {
+        node: Arc<Node>,
+        src: Source,
+        sums: Arc<ChunkSums>,
+        hash: BlockHash,
+        index: usize,
+        sent: u64,
+        _reservation: Reservation,
+    }
+    let st = St {
+        node,
+        src,
+        sums: Arc::new(sums),
+        hash,
+        index: 0,
+        sent: 0,
+        _reservation: reservation,
+    };
+    futures::stream::unfold(Some(st), |state| async move {
+        let mut st = state?;
+        let failed = |st: St| async move {
+            corrupt(&st.node, st.src.local.as_ref(), st.hash).await;
+            let e: keep_http::BoxError =
+                format!("block {} failed its checksum while being sent", st.hash).into();
+            Some((Err(e), None))
+        };
+        match st.src.chunks.next().await {
+            Some(Ok(chunk)) => {
+                let (sums, index, c) = (st.sums.clone(), st.index, chunk.clone());
+                let ok = tokio::task::spawn_blocking(move || sums.check(index, &c))
+                    .await
+                    .unwrap_or(false);
+                st.sent += chunk.len() as u64;
+                if !ok || st.sent > st.src.size {
+                    return failed(st).await;
+                }
+                st.index += 1;
+                st.node.metrics().bytes_out.inc_by(chunk.len() as u64);
+                Some((Ok(Frame::data(chunk)), Some(st)))
+            }
+            Some(Err(e)) => Some((Err(e.into()), None)),
+            None if st.sent == st.src.size && st.index == st.sums.hashes.len() => None,
+            None => failed(st).await,
+        }
+    })
 }
 
 /// A large block on its way out, hashed as it goes.

@@ -17,6 +17,17 @@ pub(crate) fn block_path(root: &Path, hash: &BlockHash) -> PathBuf {
     root.join(&hex[..3]).join(hex)
 }
 
+/// The path of a block's checksum sidecar (`<md5>.b3`).
+pub(crate) fn sidecar_path(root: &Path, hash: &BlockHash) -> PathBuf {
+    let hex = hash.to_hex();
+    root.join(&hex[..3]).join(format!("{hex}.b3"))
+}
+
+/// The hash of a checksum sidecar's file name, if it is one.
+pub(crate) fn parse_sidecar_name(name: &str) -> Option<BlockHash> {
+    name.strip_suffix(".b3").and_then(parse_block_name)
+}
+
 /// The name of a trashed copy that may be deleted after `deadline`.
 pub(crate) fn trash_name(hash: &BlockHash, deadline_unix: u64) -> String {
     format!("{hash}.trash.{deadline_unix}")

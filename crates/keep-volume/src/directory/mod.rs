@@ -13,7 +13,7 @@ mod scan;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,8 +23,8 @@ use crate::crashsafe::{self, TempFile};
 use crate::error::not_found_or_io;
 use crate::volume::to_unix_nanos;
 use crate::{
-    BlockBody, BlockReader, EmptyTrashStats, IndexSender, Volume, VolumeError, VolumeParams,
-    VolumeStatus,
+    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, EmptyTrashStats, IndexSender, Volume,
+    VolumeError, VolumeParams, VolumeStatus,
 };
 
 /// Striped locks that serialise touch, trash and commit of the same block.
@@ -58,10 +58,22 @@ struct Inner {
     device_id: String,
     min_free: u64,
     stripes: Vec<Mutex<()>>,
+    /// The last `statvfs` answer and when it was taken.
+    status: Mutex<Option<(Instant, VolumeStatus)>>,
     _lock: File,
 }
 
+/// How long a free-space reading is reused (every write asks).
+const STATUS_FRESH: Duration = Duration::from_secs(1);
+
 impl Inner {
+    fn cached_status(&self) -> Option<VolumeStatus> {
+        let cached = *self.status.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .filter(|(at, _)| at.elapsed() < STATUS_FRESH)
+            .map(|(_, st)| st)
+    }
+
     fn lock(&self, hash: &BlockHash) -> MutexGuard<'_, ()> {
         let i = usize::from(hash.as_bytes()[15]) % LOCK_STRIPES;
         self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
@@ -98,6 +110,7 @@ impl DirVolume {
                 params: opts.params,
                 min_free: opts.min_free_bytes,
                 stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                status: Mutex::new(None),
                 _lock: lock,
             }),
         })
@@ -129,21 +142,60 @@ impl DirVolume {
     }
 }
 
-/// Creates the temporary file on the first chunk.
-fn temp_for(inner: &Inner, hash: &BlockHash, tmp: &mut Option<TempFile>) -> std::io::Result<()> {
-    if tmp.is_none() {
-        let dir = layout::block_dir(&inner.root, hash);
-        crashsafe::ensure_dir(&dir)?;
-        *tmp = Some(TempFile::create(&dir, &layout::temp_name(hash))?);
-    }
-    Ok(())
+/// A block being written: its temporary file (made on the first bytes),
+/// its chunk sums, and how much was written.
+struct Writing {
+    tmp: Option<TempFile>,
+    summer: Option<ChunkSummer>,
+    written: u64,
 }
 
-fn write_chunk(tmp: &Option<TempFile>, chunk: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    match tmp {
-        Some(t) => t.file().write_all(chunk),
-        None => Ok(()),
+impl Writing {
+    fn append(&mut self, inner: &Inner, hash: &BlockHash, chunk: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = self.temp(inner, hash)?;
+        tmp.file().write_all(chunk)?;
+        if let Some(s) = &mut self.summer {
+            s.update(chunk);
+        }
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn temp(&mut self, inner: &Inner, hash: &BlockHash) -> std::io::Result<&TempFile> {
+        if self.tmp.is_none() {
+            let dir = layout::block_dir(&inner.root, hash);
+            crashsafe::ensure_dir(&dir)?;
+            self.tmp = Some(TempFile::create(&dir, &layout::temp_name(hash))?);
+        }
+        Ok(self
+            .tmp
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("just made")))
+    }
+
+    /// Makes the block visible: its sidecar first (a sidecar without its
+    /// block is harmless: it describes content, not a file), then the block.
+    fn commit(mut self, inner: &Inner, hash: &BlockHash) -> Result<(), VolumeError> {
+        self.temp(inner, hash)?;
+        if let Some(summer) = self
+            .summer
+            .take()
+            .filter(|_| self.written > CHUNK_SIZE as u64)
+        {
+            use std::io::Write;
+            let dir = layout::block_dir(&inner.root, hash);
+            let side = TempFile::create(&dir, &layout::temp_name(hash))?;
+            side.file().write_all(&summer.finish().encode())?;
+            side.commit(&layout::sidecar_path(&inner.root, hash))?;
+        }
+        let dest = layout::block_path(&inner.root, hash);
+        let _guard = inner.lock(hash);
+        match self.tmp.take() {
+            Some(t) => t.commit(&dest)?,
+            None => unreachable!("temp() made the file"),
+        }
+        Ok(())
     }
 }
 
@@ -159,14 +211,10 @@ impl Volume for DirVolume {
 
     async fn open(&self, hash: &BlockHash) -> Result<BlockReader, VolumeError> {
         let path = layout::block_path(&self.inner.root, hash);
-        let file = self
-            .blocking(move |_| {
-                let file = File::open(&path).map_err(not_found_or_io)?;
-                let size = file.metadata()?.len();
-                Ok((file, size))
-            })
-            .await?;
-        Ok(read::reader(file.0, file.1))
+        // One trip to a blocking thread: small blocks are read right away.
+        let sidecar = layout::sidecar_path(&self.inner.root, hash);
+        let opened = self.blocking(move |_| read::open(&path, &sidecar)).await?;
+        Ok(read::reader(opened))
     }
 
     async fn write(&self, hash: &BlockHash, mut body: BlockBody) -> Result<(), VolumeError> {
@@ -175,36 +223,37 @@ impl Volume for DirVolume {
             return Err(VolumeError::Full);
         }
         let hash = *hash;
+        // Blocks over one chunk get a checksum sidecar (see `sums`).
+        let summing = body.declared_len().is_none_or(|n| n > CHUNK_SIZE as u64);
         // The temporary file lives here between chunks; the write lags one
         // chunk behind the body so the last chunk and the commit share one
         // trip to a blocking thread (a small block costs exactly one).
-        let mut tmp: Option<TempFile> = None;
+        let mut state = Some(Writing {
+            tmp: None,
+            summer: summing.then(|| ChunkSummer::new(CHUNK_SIZE)),
+            written: 0,
+        });
         let mut pending: Option<Bytes> = None;
         while let Some(chunk) = body.next_chunk().await? {
             if let Some(prev) = pending.replace(chunk) {
-                let mut t = tmp.take();
-                tmp = self
-                    .blocking(move |inner| {
-                        temp_for(inner, &hash, &mut t)?;
-                        write_chunk(&t, &prev)?;
-                        Ok(t)
+                let mut w = state
+                    .take()
+                    .unwrap_or_else(|| unreachable!("state is put back after every chunk"));
+                state = Some(
+                    self.blocking(move |inner| {
+                        w.append(inner, &hash, &prev)?;
+                        Ok(w)
                     })
-                    .await?;
+                    .await?,
+                );
             }
         }
+        let mut w = state.unwrap_or_else(|| unreachable!("state is put back after every chunk"));
         self.blocking(move |inner| {
-            let mut t = tmp;
-            temp_for(inner, &hash, &mut t)?;
             if let Some(last) = pending {
-                write_chunk(&t, &last)?;
+                w.append(inner, &hash, &last)?;
             }
-            let dest = layout::block_path(&inner.root, &hash);
-            let _guard = inner.lock(&hash);
-            match t {
-                Some(t) => t.commit(&dest)?,
-                None => unreachable!("temp_for always creates the file"),
-            }
-            Ok(())
+            w.commit(inner, &hash)
         })
         .await
     }
@@ -300,17 +349,23 @@ impl Volume for DirVolume {
     }
 
     async fn status(&self) -> Result<VolumeStatus, VolumeError> {
+        if let Some(st) = self.inner.cached_status() {
+            return Ok(st);
+        }
         self.blocking(|inner| {
             let st = rustix::fs::statvfs(&inner.root).map_err(std::io::Error::from)?;
             let available = st.f_bavail.saturating_mul(st.f_frsize);
-            Ok(VolumeStatus {
+            let status = VolumeStatus {
                 available_bytes: available,
                 used_bytes: st
                     .f_blocks
                     .saturating_sub(st.f_bfree)
                     .saturating_mul(st.f_frsize),
                 full: available < inner.min_free,
-            })
+            };
+            *inner.status.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((Instant::now(), status));
+            Ok(status)
         })
         .await
     }
@@ -321,8 +376,13 @@ impl Volume for DirVolume {
             let dir = layout::block_dir(&inner.root, &hash);
             let _guard = inner.lock(&hash);
             let name = layout::quarantine_name(&hash, crate::unix_nanos_now());
-            std::fs::rename(layout::block_path(&inner.root, &hash), dir.join(name))
+            std::fs::rename(layout::block_path(&inner.root, &hash), dir.join(&name))
                 .map_err(not_found_or_io)?;
+            // Its checksums go aside with it: either may be the bad part.
+            let _ = std::fs::rename(
+                layout::sidecar_path(&inner.root, &hash),
+                dir.join(format!("{name}.b3")),
+            );
             crashsafe::sync_dir(&dir)?;
             Ok(())
         })

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::{BlockReader, CHUNK_SIZE, VolumeError};
+use std::path::Path;
+
+use crate::{BlockReader, CHUNK_SIZE, ChunkSums, VolumeError};
 
 struct State {
     file: Arc<File>,
@@ -16,8 +18,61 @@ struct State {
     size: u64,
 }
 
+/// Blocks up to this size are read whole when opened.
+const READ_AT_OPEN: u64 = 64 << 10;
+
+/// An opened block: small ones already read, larger ones to stream.
+pub(crate) enum Opened {
+    /// The whole content.
+    Whole(Bytes),
+    /// The open file, its size, and its chunk sums if a valid sidecar exists.
+    File(File, u64, Option<ChunkSums>),
+}
+
+/// Opens a block file; reads it at once if it is small, and its checksum
+/// sidecar (`sidecar`) if it is larger than a chunk. Blocking.
+pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
+    let file = File::open(path).map_err(crate::error::not_found_or_io)?;
+    let size = file.metadata()?.len();
+    if size <= READ_AT_OPEN {
+        let data = read_at(&file, 0, size as usize)?;
+        return Ok(Opened::Whole(data));
+    }
+    let sums = if size > CHUNK_SIZE as u64 {
+        std::fs::read(sidecar)
+            .ok()
+            .and_then(|b| ChunkSums::decode(&b, size, CHUNK_SIZE))
+    } else {
+        None
+    };
+    Ok(Opened::File(file, size, sums))
+}
+
+/// A reader over an opened block.
+pub(crate) fn reader(opened: Opened) -> BlockReader {
+    match opened {
+        Opened::Whole(data) => {
+            let size = data.len() as u64;
+            let chunks = if data.is_empty() {
+                futures::stream::empty().boxed()
+            } else {
+                futures::stream::once(async move { Ok(data) }).boxed()
+            };
+            BlockReader {
+                size,
+                chunks,
+                sums: None,
+            }
+        }
+        Opened::File(file, size, sums) => BlockReader {
+            sums,
+            ..stream(file, size)
+        },
+    }
+}
+
 /// A reader over an open block file of `size` bytes.
-pub(crate) fn reader(file: File, size: u64) -> BlockReader {
+fn stream(file: File, size: u64) -> BlockReader {
     let state = State {
         file: Arc::new(file),
         offset: 0,
@@ -50,6 +105,7 @@ pub(crate) fn reader(file: File, size: u64) -> BlockReader {
     BlockReader {
         size,
         chunks: chunks.boxed(),
+        sums: None,
     }
 }
 

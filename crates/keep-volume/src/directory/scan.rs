@@ -87,12 +87,23 @@ pub(crate) fn index(root: &Path, prefix: &str, out: &IndexSender) -> io::Result<
 pub(crate) fn empty_trash(root: &Path, now_unix: u64) -> io::Result<EmptyTrashStats> {
     let mut stats = EmptyTrashStats::default();
     for dir in block_dirs(root, "")? {
+        let mut sidecars = Vec::new();
+        let mut kept = std::collections::HashSet::new();
         for name in names(&dir)? {
-            let Some((_, deadline)) = layout::parse_trash_name(&name) else {
+            if let Some(hash) = layout::parse_sidecar_name(&name) {
+                sidecars.push((hash, name));
+                continue;
+            }
+            if let Some(hash) = layout::parse_block_name(&name) {
+                kept.insert(hash);
+                continue;
+            }
+            let Some((hash, deadline)) = layout::parse_trash_name(&name) else {
                 continue;
             };
             if deadline > now_unix {
                 stats.remaining += 1;
+                kept.insert(hash);
                 continue;
             }
             let path = dir.join(&name);
@@ -104,6 +115,12 @@ pub(crate) fn empty_trash(root: &Path, now_unix: u64) -> io::Result<EmptyTrashSt
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
+            }
+        }
+        // A sidecar whose block is gone for good goes too.
+        for (hash, name) in sidecars {
+            if !kept.contains(&hash) {
+                let _ = std::fs::remove_file(dir.join(name));
             }
         }
     }
