@@ -20,6 +20,7 @@
 mod machine;
 mod servers;
 mod table;
+mod two_copy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +40,6 @@ const USAGE: &str = "usage: cargo xtask bench [--sizes 4k,1m,64m] [--concurrency
 const RSS_TARGET: u64 = 400 << 20;
 const RSS_SIZE: u64 = 64 << 20;
 const RSS_CONCURRENCY: usize = 16;
-const TWO_COPY_TARGET: f64 = 0.45;
 
 /// A measurement the bench can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +231,8 @@ struct Load {
     warmup: usize,
     seed: u64,
     verify: bool,
+    /// Copies asked for on PUT.
+    replicas: Option<u32>,
 }
 
 /// Runs `keep-bench` against `url`; its JSON goes to `json`. A run whose
@@ -254,6 +256,9 @@ fn run_load(
         .arg(json);
     if load.verify {
         cmd.arg("--verify");
+    }
+    if let Some(n) = load.replicas {
+        cmd.arg(format!("--replicas={n}"));
     }
     let _ = std::fs::remove_file(json);
     let status = cmd
@@ -363,15 +368,15 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
 
     let mut compare = None;
     let mut peak = None;
+    let mut two_copy = None;
     for scenario in bench.args.scenarios.clone() {
         match scenario {
             Scenario::Compare => compare = Some(bench.compare()?),
             Scenario::PeakRss => peak = Some(bench.peak_rss()?),
-            Scenario::TwoCopyPut => {}
+            Scenario::TwoCopyPut => two_copy = Some(bench.two_copy()?),
         }
     }
     let load_end = machine::load_average();
-    let wants_two_copy = bench.args.scenarios.contains(&Scenario::TwoCopyPut);
 
     let mut text = String::new();
     if let Some(c) = &compare {
@@ -380,8 +385,8 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
     if let Some(p) = &peak {
         text.push_str(&peak_rss_text(p));
     }
-    if wants_two_copy {
-        text.push_str(&two_copy_text());
+    if let Some(t) = &two_copy {
+        text.push_str(&two_copy::text(t));
     }
     text.push_str(&format!(
         "\nmachine: {}; load average {} at the start, {} at the end\ncommand: {command}\n",
@@ -405,7 +410,7 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         },
         "compare": compare.as_ref().map(compare_json),
         "peak_rss": peak.as_ref().map(peak_rss_json),
-        "two_copy_put": wants_two_copy.then(two_copy_json),
+        "two_copy_put": two_copy.as_ref().map(two_copy::to_json),
         "table": text,
     });
     let body = serde_json::to_string_pretty(&report)? + "\n";
@@ -464,6 +469,7 @@ impl Bench {
                 warmup,
                 seed: self.seed,
                 verify: true,
+                replicas: None,
             };
             sampler.take();
             let json = self.run_dir.path.join(format!("node-{size}.json"));
@@ -523,6 +529,7 @@ impl Bench {
             warmup: 0,
             seed: self.seed ^ 1,
             verify: false,
+            replicas: None,
         };
         let json = self.run_dir.path.join("peak-rss.json");
         let put = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?
@@ -688,21 +695,6 @@ fn peak_rss_json(p: &PeakRss) -> Value {
         "met": p.hwm <= RSS_TARGET,
         "put": p.put.as_ref().map(OpFigures::to_json),
     })
-}
-
-/// The 2-copy scenario's hook: it needs a 3-node cluster, which
-/// `cargo xtask cluster` will start. Until then nothing is measured.
-const TWO_COPY_PENDING: &str =
-    "not measured: needs a 3-node cluster from `cargo xtask cluster`, which does not exist yet";
-
-fn two_copy_text() -> String {
-    format!(
-        "\n2-copy PUT through a 3-node cluster (target >= {TWO_COPY_TARGET} of single-copy PUT MB/s): {TWO_COPY_PENDING}\n"
-    )
-}
-
-fn two_copy_json() -> Value {
-    json!({ "status": "not measured", "reason": TWO_COPY_PENDING, "target_ratio": TWO_COPY_TARGET })
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR` and config).
@@ -925,7 +917,5 @@ mod tests {
             ..p
         };
         assert!(peak_rss_text(&over).contains("MISSED"));
-        assert!(two_copy_text().contains("cargo xtask cluster"));
-        assert_eq!(two_copy_json()["status"], "not measured");
     }
 }

@@ -14,12 +14,12 @@ use anyhow::{Context, bail};
 
 use crate::{root, run_cmd};
 
-struct Options {
-    nodes: usize,
-    dir: PathBuf,
-    base_port: u16,
-    replication: usize,
-    profile: String,
+pub(crate) struct Options {
+    pub(crate) nodes: usize,
+    pub(crate) dir: PathBuf,
+    pub(crate) base_port: u16,
+    pub(crate) replication: usize,
+    pub(crate) profile: String,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -59,6 +59,9 @@ struct Proc {
 
 impl Proc {
     fn terminate(&mut self, grace: Duration) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // already gone (and reaped: its pid may be reused)
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + grace;
@@ -89,14 +92,83 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
+    build(&o.profile)?;
+    let mut cluster = start(&o, &root().join("target").join(&o.profile), &stop)?;
+    println!(
+        "cluster ready: {}",
+        cluster.dir.join("cluster.json").display()
+    );
+    println!(
+        "  export ARVADOS_KEEP_SERVICES=\"{}\"",
+        cluster.urls.join(" ")
+    );
+    println!(
+        "  admin token: {}   (Ctrl-C stops every process)",
+        cluster.dir.join("system-root-token").display()
+    );
+    // Run until told to stop. A process that dies is reported, not
+    // replaced: the rest of the cluster keeps running (that is the point of
+    // a cluster, and what failure tests exercise).
+    let mut reported = vec![false; cluster.procs.len()];
+    while !stop.load(Ordering::Relaxed) {
+        for (p, seen) in cluster.procs.iter_mut().zip(reported.iter_mut()) {
+            if !*seen && let Ok(Some(status)) = p.child.try_wait() {
+                eprintln!(
+                    "xtask: {} exited ({status}); the others keep running",
+                    p.name
+                );
+                *seen = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.stop();
+    Ok(())
+}
+
+/// Builds the two binaries a cluster runs.
+pub(crate) fn build(profile: &str) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(&cargo);
     build.args(["build", "--quiet", "-p", "keepstore", "-p", "introducer"]);
-    if o.profile == "release" {
+    if profile == "release" {
         build.arg("--release");
     }
-    run_cmd(&mut build)?;
-    let bin = |name: &str| root().join("target").join(&o.profile).join(name);
+    run_cmd(&mut build)
+}
+
+/// A running cluster; every process is stopped when it is dropped.
+pub(crate) struct Running {
+    procs: Vec<Proc>,
+    /// The storage nodes' URLs.
+    pub(crate) urls: Vec<String>,
+    /// Its folder.
+    pub(crate) dir: PathBuf,
+}
+
+impl Running {
+    /// Stops the nodes, then the introducer.
+    pub(crate) fn stop(&mut self) {
+        if self.procs.is_empty() {
+            return;
+        }
+        eprintln!("xtask: stopping the cluster");
+        for mut p in self.procs.drain(..).rev() {
+            p.terminate(Duration::from_secs(30));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts an introducer and the nodes from the binaries in `bin_dir`, and
+/// returns once every node answers and is announced (`cluster.json` written).
+pub(crate) fn start(o: &Options, bin_dir: &Path, stop: &AtomicBool) -> anyhow::Result<Running> {
+    let bin = |name: &str| bin_dir.join(name);
 
     std::fs::create_dir_all(&o.dir)?;
     let dir = o.dir.canonicalize()?;
@@ -157,11 +229,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for n in &nodes {
         let url = n["url"].as_str().unwrap_or_default();
-        wait_until(deadline, &stop, &mut procs, || {
+        wait_until(deadline, stop, &mut procs, || {
             http_get(url, "/_health/ping").is_some_and(|b| b.contains("OK"))
         })?;
     }
-    wait_until(deadline, &stop, &mut procs, || {
+    wait_until(deadline, stop, &mut procs, || {
         http_get(&introducer_url, "/v1/announcements?service=upload_storage")
             .and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(&b).ok())
             .is_some_and(|list| list.len() >= o.nodes)
@@ -176,36 +248,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let tmp = dir.join("cluster.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
     std::fs::rename(&tmp, dir.join("cluster.json"))?;
-    let services: Vec<&str> = nodes.iter().filter_map(|n| n["url"].as_str()).collect();
-    println!("cluster ready: {}", dir.join("cluster.json").display());
-    println!("  export ARVADOS_KEEP_SERVICES=\"{}\"", services.join(" "));
-    println!(
-        "  admin token: {}   (Ctrl-C stops every process)",
-        dir.join("system-root-token").display()
-    );
-
-    // Run until told to stop. A process that dies is reported, not
-    // replaced: the rest of the cluster keeps running (that is the point of
-    // a cluster, and what failure tests exercise).
-    let mut reported = vec![false; procs.len()];
-    while !stop.load(Ordering::Relaxed) {
-        for (p, seen) in procs.iter_mut().zip(reported.iter_mut()) {
-            if !*seen && let Ok(Some(status)) = p.child.try_wait() {
-                eprintln!(
-                    "xtask: {} exited ({status}); the others keep running",
-                    p.name
-                );
-                *seen = true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    eprintln!("xtask: stopping the cluster");
-    // Nodes first, then the introducer.
-    for p in procs.iter_mut().rev() {
-        p.terminate(Duration::from_secs(30));
-    }
-    Ok(())
+    let urls = nodes
+        .iter()
+        .filter_map(|n| n["url"].as_str().map(str::to_owned))
+        .collect();
+    Ok(Running { procs, urls, dir })
 }
 
 /// The first process that has exited, if any.

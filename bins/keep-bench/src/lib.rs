@@ -65,6 +65,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Most memory for block bases.
     pub pool_memory: u64,
+    /// Copies to ask for on PUT (`X-Keep-Desired-Replicas`).
+    pub replicas: Option<u32>,
 }
 
 /// Runs the operations and reports them. Failed requests are counted in
@@ -103,6 +105,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         scheme: opts.scheme,
         pool,
         timeout: opts.timeout,
+        replicas: opts.replicas,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -44,6 +44,9 @@ pub struct Ctx {
     pub pool: Pool,
     /// Longest wait for one request, body included.
     pub timeout: Duration,
+    /// Copies asked for with `X-Keep-Desired-Replicas` (Keep only); the
+    /// answer's `X-Keep-Replicas-Stored` must reach it.
+    pub replicas: Option<u32>,
 }
 
 /// A successful request.
@@ -159,8 +162,11 @@ pub async fn put(ctx: &Ctx, block: &Block) -> Result<Done, String> {
     let md5 = block.md5_hex();
     let path = ctx.scheme.put_path(&md5);
     let size = ctx.pool.size();
-    let req = Request::put(format!("{}{path}", ctx.base))
-        .header(header::CONTENT_LENGTH, size)
+    let mut req = Request::put(format!("{}{path}", ctx.base)).header(header::CONTENT_LENGTH, size);
+    if let Some(n) = ctx.replicas {
+        req = req.header("x-keep-desired-replicas", n);
+    }
+    let req = req
         .body(ChunksBody::new(ctx.pool.chunks(block)))
         .map_err(|e| e.to_string())?;
     let work = async {
@@ -170,6 +176,10 @@ pub async fn put(ctx: &Ctx, block: &Block) -> Result<Done, String> {
             .await
             .map_err(|e| format!("PUT {path}: {}", chain(&e)))?;
         let status = resp.status();
+        let stored: Option<u32> = resp
+            .headers()
+            .get("x-keep-replicas-stored")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let body = resp
             .into_body()
             .collect()
@@ -178,6 +188,14 @@ pub async fn put(ctx: &Ctx, block: &Block) -> Result<Done, String> {
             .to_bytes();
         if !status.is_success() {
             return Err(format!("PUT {path}: {status}: {}", snippet(&body)));
+        }
+        if let Some(want) = ctx.replicas
+            && stored.unwrap_or(1) < want
+        {
+            return Err(format!(
+                "PUT {path}: {} copies stored of {want}",
+                stored.unwrap_or(1)
+            ));
         }
         let get_path = ctx.scheme.get_path_after_put(&md5, size, &body)?;
         Ok(Done {

@@ -54,6 +54,10 @@ struct Flags {
     /// Most memory for the blocks' random content.
     #[arg(long, default_value = "512m", value_parser = parse_size)]
     pool_memory: u64,
+    /// Copies to ask for on PUT (X-Keep-Desired-Replicas); a PUT whose
+    /// answer stores fewer counts as failed.
+    #[arg(long)]
+    replicas: Option<u32>,
     /// Write the JSON report here instead of standard output.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -82,6 +86,7 @@ fn run(f: Flags) -> anyhow::Result<()> {
         verify: f.verify,
         timeout: f.timeout,
         pool_memory: f.pool_memory,
+        replicas: f.replicas,
     };
     let report = keep_bench::run(&opts)?;
     for r in &report.results {
