@@ -132,7 +132,7 @@
 
 pub mod announcement;
 pub mod client;
-mod crashsafe;
+use keep_crashsafe as crashsafe;
 mod key;
 pub mod server;
 pub mod store;

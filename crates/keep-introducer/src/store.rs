@@ -171,7 +171,7 @@ impl Store {
             announcements: self.snap.table.values().cloned().collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-        crashsafe::write_atomic(&self.path, &bytes)
+        crashsafe::write_file(&self.path, &bytes)
     }
 }
 

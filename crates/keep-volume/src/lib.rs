@@ -17,7 +17,7 @@
 pub mod body;
 mod check;
 pub mod conformance;
-pub mod crashsafe;
+pub use keep_crashsafe as crashsafe;
 pub mod directory;
 mod error;
 pub mod sums;

@@ -58,7 +58,7 @@ pub(crate) fn load_published(dir: &Path) -> io::Result<Published> {
 /// Durably records what is published now.
 pub(crate) fn store_published(dir: &Path, published: &Published) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(published).map_err(io::Error::other)?;
-    crashsafe::write_atomic(&dir.join(PUBLISHED_FILE), &bytes)
+    crashsafe::write_file(&dir.join(PUBLISHED_FILE), &bytes)
 }
 
 /// Reads the last seqnum: 0 when there is none; an unreadable file is moved
@@ -83,7 +83,7 @@ pub(crate) fn load_seqnum(dir: &Path) -> io::Result<u64> {
 
 /// Durably records `seqnum` as the last one used.
 pub(crate) fn store_seqnum(dir: &Path, seqnum: u64) -> io::Result<()> {
-    crashsafe::write_atomic(&dir.join(SEQNUM_FILE), format!("{seqnum}\n").as_bytes())
+    crashsafe::write_file(&dir.join(SEQNUM_FILE), format!("{seqnum}\n").as_bytes())
 }
 
 /// The seqnum to publish with after `last`: above `last` and above
@@ -125,7 +125,7 @@ pub(crate) fn load_cache(dir: &Path, key: &ClusterKey) -> io::Result<Vec<SignedA
 /// Durably replaces the cache with `list`.
 pub(crate) fn store_cache(dir: &Path, list: &[SignedAnnouncement]) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(list).map_err(io::Error::other)?;
-    crashsafe::write_atomic(&dir.join(CACHE_FILE), &bytes)
+    crashsafe::write_file(&dir.join(CACHE_FILE), &bytes)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Crash-safe file writes, in one place.
+//! Crash-safe file writes, in one place, for every crate that keeps state
+//! on disk (volumes, the introducer's table, the node's uuid).
 //!
 //! The recipe: write a uniquely named temporary file in the destination
 //! folder, `fdatasync` it, rename it over the destination, `fsync` the
@@ -81,6 +82,28 @@ pub fn write_file(dest: &Path, data: &[u8]) -> io::Result<()> {
     tmp.commit(dest)
 }
 
+/// Renames a file whose content cannot be used to `NAME.corrupt-SECS` so
+/// that it is kept for a person to look at and not read again.
+pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{secs}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
+/// Reads `path`, or `None` when it does not exist.
+pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +122,39 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"again");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(TempFile::create(dir.path(), "x").is_err(), "never clobbers");
+    }
+
+    #[test]
+    fn replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_file(&path, b"one").unwrap();
+        write_file(&path, b"two").unwrap();
+        assert_eq!(read_optional(&path).unwrap().unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn failed_write_removes_its_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory, so the rename fails.
+        let path = dir.path().join("occupied");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("x"), b"x").unwrap();
+        assert!(write_file(&path, b"data").is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the directory remains");
+    }
+
+    #[test]
+    fn move_aside_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        assert!(read_optional(&path).unwrap().is_none());
+        std::fs::write(&path, b"{").unwrap();
+        let aside = move_aside(&path).unwrap();
+        assert!(!path.exists());
+        assert!(aside.to_string_lossy().contains("bad.json.corrupt-"));
     }
 }
