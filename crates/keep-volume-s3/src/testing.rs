@@ -128,8 +128,9 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// Creates a bucket.
-pub async fn create_bucket(endpoint: &str, name: &str) {
+/// A raw rusty-s3 handle on a bucket of `endpoint`, with the test
+/// credentials, for setting up or checking the store behind a volume.
+pub fn raw_bucket(endpoint: &str, name: &str) -> (Bucket, Credentials) {
     let bucket = Bucket::new(
         endpoint.parse().expect("endpoint url"),
         UrlStyle::Path,
@@ -137,7 +138,12 @@ pub async fn create_bucket(endpoint: &str, name: &str) {
         "us-east-1",
     )
     .expect("bucket");
-    let creds = Credentials::new(ACCESS_KEY, SECRET_KEY);
+    (bucket, Credentials::new(ACCESS_KEY, SECRET_KEY))
+}
+
+/// Creates a bucket.
+pub async fn create_bucket(endpoint: &str, name: &str) {
+    let (bucket, creds) = raw_bucket(endpoint, name);
     let action = bucket.create_bucket(&creds);
     let url = action.sign(Duration::from_secs(600));
     let body = action.body();

@@ -10,22 +10,9 @@ use std::time::Duration;
 
 use keep_volume::VolumeParams;
 use keep_volume_s3::{S3Options, S3Spec};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::S3Action;
 
-pub use keep_volume_s3::testing::{ACCESS_KEY, Moto, SECRET_KEY, create_bucket};
-
-/// A raw rusty-s3 handle on a bucket of `endpoint`, for checking what the
-/// volume left in the store.
-pub fn raw_bucket(endpoint: &str, name: &str) -> (Bucket, Credentials) {
-    let bucket = Bucket::new(
-        endpoint.parse().expect("endpoint url"),
-        UrlStyle::Path,
-        name.to_owned(),
-        "us-east-1",
-    )
-    .expect("bucket");
-    (bucket, Credentials::new(ACCESS_KEY, SECRET_KEY))
-}
+pub use keep_volume_s3::testing::{ACCESS_KEY, Moto, SECRET_KEY, create_bucket, raw_bucket};
 
 /// Every key in a bucket, sorted.
 pub async fn keys(endpoint: &str, name: &str) -> Vec<String> {
