@@ -7,6 +7,7 @@
 //! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
 
 mod layout;
+mod nowait;
 mod read;
 mod scan;
 
@@ -211,8 +212,13 @@ impl Volume for DirVolume {
 
     async fn open(&self, hash: &BlockHash) -> Result<BlockReader, VolumeError> {
         let path = layout::block_path(&self.inner.root, hash);
-        // One trip to a blocking thread: small blocks are read right away.
         let sidecar = layout::sidecar_path(&self.inner.root, hash);
+        // From the kernel's caches without waiting if it can (no trip to
+        // a blocking thread at all), else one trip: small blocks are read
+        // right away.
+        if let nowait::Attempt::Done(opened) = read::open_nowait(&path, &sidecar)? {
+            return Ok(read::reader(opened));
+        }
         let opened = self.blocking(move |_| read::open(&path, &sidecar)).await?;
         Ok(read::reader(opened))
     }

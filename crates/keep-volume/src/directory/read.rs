@@ -2,14 +2,14 @@
 //! slow client holds no thread and at most one chunk of memory.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 
 use std::path::Path;
 
+use super::nowait::{self, Attempt};
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, VolumeError};
 
 struct State {
@@ -47,6 +47,49 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
     };
     Ok(Opened::File(file, size, sums))
 }
+
+/// [`open`] done on the async worker, if the kernel can do all of it
+/// from its caches (see [`nowait`]); `WouldBlock` sends the caller to
+/// [`open`] on a blocking thread.
+pub(crate) fn open_nowait(path: &Path, sidecar: &Path) -> Result<Attempt<Opened>, VolumeError> {
+    let file = match nowait::open(path).map_err(crate::error::not_found_or_io)? {
+        Attempt::Done(f) => f,
+        Attempt::WouldBlock => return Ok(Attempt::WouldBlock),
+    };
+    // fstat of an open file reads the in-memory inode: it does not wait.
+    let size = file.metadata()?.len();
+    if size <= READ_AT_OPEN {
+        return Ok(match nowait::read_at(&file, 0, size as usize)? {
+            Attempt::Done(data) => Attempt::Done(Opened::Whole(data)),
+            Attempt::WouldBlock => Attempt::WouldBlock,
+        });
+    }
+    if size <= CHUNK_SIZE as u64 {
+        return Ok(Attempt::Done(Opened::File(file, size, None)));
+    }
+    let side = match nowait::open(sidecar) {
+        Ok(Attempt::Done(f)) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Attempt::Done(Opened::File(file, size, None)));
+        }
+        Ok(Attempt::WouldBlock) | Err(_) => return Ok(Attempt::WouldBlock),
+    };
+    let side_len = side.metadata()?.len();
+    if side_len > SIDECAR_MAX {
+        return Ok(Attempt::Done(Opened::File(file, size, None)));
+    }
+    Ok(match nowait::read_at(&side, 0, side_len as usize)? {
+        Attempt::Done(b) => {
+            let sums = ChunkSums::decode(&b, size, CHUNK_SIZE);
+            Attempt::Done(Opened::File(file, size, sums))
+        }
+        Attempt::WouldBlock => Attempt::WouldBlock,
+    })
+}
+
+/// No valid sidecar is larger (64 chunk hashes and a header); a larger
+/// file is not read.
+const SIDECAR_MAX: u64 = 16 << 10;
 
 /// A reader over an opened block.
 pub(crate) fn reader(opened: Opened) -> BlockReader {
@@ -110,17 +153,91 @@ fn stream(file: File, size: u64) -> BlockReader {
 }
 
 /// Reads up to `want` bytes at `offset`; fewer only at end of file.
+/// The buffer is not zeroed first: the kernel fills its spare capacity.
 fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(want);
-    let mut filled = 0;
-    while filled < want {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    while buf.len() < want {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
             Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    buf.truncate(filled);
-    Ok(buf.freeze())
+    buf.truncate(want);
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChunkSummer;
+
+    /// What an opened block holds, to compare the two ways of opening.
+    fn describe(opened: Opened) -> (Option<Vec<u8>>, u64, Option<ChunkSums>) {
+        match opened {
+            Opened::Whole(b) => (Some(b.to_vec()), b.len() as u64, None),
+            Opened::File(_, size, sums) => (None, size, sums),
+        }
+    }
+
+    /// The fast path answers exactly as the blocking path does, for every
+    /// size class, with and without a sidecar, and for a missing block.
+    #[test]
+    fn nowait_open_agrees_with_blocking_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = [
+            0usize,
+            1,
+            4096,
+            65536,
+            65537,
+            CHUNK_SIZE,
+            3 * CHUNK_SIZE + 5,
+        ];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let data: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
+            let path = dir.path().join(format!("b{i}"));
+            let side = dir.path().join(format!("b{i}.b3"));
+            std::fs::write(&path, &data).unwrap();
+            if size > CHUNK_SIZE && i % 2 == 0 {
+                let mut s = ChunkSummer::new(CHUNK_SIZE);
+                s.update(&data);
+                std::fs::write(&side, s.finish().encode()).unwrap();
+            }
+            let slow = describe(open(&path, &side).unwrap());
+            match open_nowait(&path, &side).unwrap() {
+                Attempt::Done(fast) => assert_eq!(describe(fast), slow, "size {size}"),
+                Attempt::WouldBlock => assert!(!nowait::enabled(), "all of it is cached"),
+            }
+            if let (Some(whole), _, _) = &slow {
+                assert_eq!(whole, &data);
+            }
+        }
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            open(&missing, &missing),
+            Err(VolumeError::NotFound)
+        ));
+        assert!(matches!(
+            open_nowait(&missing, &missing),
+            Err(VolumeError::NotFound) | Ok(Attempt::WouldBlock)
+        ));
+    }
+
+    #[test]
+    fn blocking_reads_fill_whole_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|b| b as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        assert_eq!(&read_at(&file, 0, 100_000).unwrap()[..], &data[..100_000]);
+        assert_eq!(
+            &read_at(&file, 250_000, 100_000).unwrap()[..],
+            &data[250_000..]
+        );
+        assert!(read_at(&file, 400_000, 10).unwrap().is_empty());
+    }
 }

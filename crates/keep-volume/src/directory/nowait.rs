@@ -1,0 +1,131 @@
+//! File reads that never wait for the disk, tried on the async worker
+//! before a trip to a blocking thread.
+//!
+//! A trip to tokio's blocking pool and back costs two thread wake-ups and
+//! the context switches around them: for a 4 KiB block already in the page
+//! cache that is most of the node's CPU per request. So a read is first
+//! tried in place with the kernel's "do not block" flags:
+//! `openat2(RESOLVE_CACHED)` resolves the path from the dentry cache only,
+//! and `preadv2(RWF_NOWAIT)` copies only from the page cache. Whenever the
+//! kernel would have to wait (`EAGAIN`), or does not know the flags (an old
+//! kernel: then the fast path is switched off for good), these functions
+//! answer `None` and the caller takes the blocking path, which gives the
+//! same result. Nothing here may block: no `fsync`, no path lookups
+//! outside the cache, no reads that miss the cache.
+
+use std::fs::File;
+use std::io::{self, IoSliceMut};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::{Errno, ReadWriteFlags};
+
+/// Set once the kernel refuses the flags; then every attempt answers `None`.
+static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// What an attempt gave.
+pub(crate) enum Attempt<T> {
+    /// Done without waiting.
+    Done(T),
+    /// The kernel would have waited: use the blocking path.
+    WouldBlock,
+}
+
+/// Whether the fast path is on (tests switch it off to compare).
+pub(crate) fn enabled() -> bool {
+    !UNSUPPORTED.load(Ordering::Relaxed)
+}
+
+/// Classifies a failed call: `EAGAIN` means "would block"; an unknown flag
+/// or syscall switches the fast path off; anything else is a real answer.
+fn classify<T>(e: Errno) -> io::Result<Attempt<T>> {
+    match e {
+        Errno::AGAIN => Ok(Attempt::WouldBlock),
+        Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM => {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+            Ok(Attempt::WouldBlock)
+        }
+        e => Err(io::Error::from(e)),
+    }
+}
+
+/// Opens `path` for reading if the kernel can do it from its caches alone.
+/// A missing file is an `Err(NotFound)` only when the kernel knows for sure
+/// (a cached negative entry); otherwise it is `WouldBlock`.
+pub(crate) fn open(path: &Path) -> io::Result<Attempt<File>> {
+    if !enabled() {
+        return Ok(Attempt::WouldBlock);
+    }
+    match rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    ) {
+        Ok(fd) => Ok(Attempt::Done(File::from(fd))),
+        Err(e) => classify(e),
+    }
+}
+
+/// Reads `len` bytes at `offset` if they are all in the page cache. Ends
+/// early only at the end of the file.
+pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Attempt<Bytes>> {
+    if !enabled() {
+        return Ok(Attempt::WouldBlock);
+    }
+    let mut buf = BytesMut::zeroed(len);
+    let mut filled = 0;
+    while filled < len {
+        let mut slices = [IoSliceMut::new(&mut buf[filled..])];
+        match rustix::io::preadv2(
+            file,
+            &mut slices,
+            offset + filled as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return classify(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(Attempt::Done(buf.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_cached_file_and_knows_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello, world").unwrap();
+        // Just written: its dentry and pages are cached.
+        let Attempt::Done(file) = open(&path).unwrap() else {
+            assert!(!enabled(), "a fresh file must open from the cache");
+            return;
+        };
+        let Attempt::Done(data) = read_at(&file, 7, 100).unwrap() else {
+            panic!("a just-written file is in the page cache");
+        };
+        assert_eq!(&data[..], b"world");
+        let Attempt::Done(all) = read_at(&file, 0, 12).unwrap() else {
+            panic!("cached");
+        };
+        assert_eq!(&all[..], b"hello, world");
+        // A name just looked up and missed is a cached negative entry, or
+        // unknown to the cache: never a wrong answer.
+        let missing = dir.path().join("nope");
+        assert!(std::fs::metadata(&missing).is_err());
+        match open(&missing) {
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+            Ok(Attempt::WouldBlock) => {}
+            Ok(Attempt::Done(_)) => panic!("opened a missing file"),
+        }
+    }
+}
