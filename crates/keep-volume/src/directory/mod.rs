@@ -6,6 +6,7 @@
 //! One process serves a directory at a time: it holds an exclusive lock on
 //! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
 
+mod buffers;
 mod layout;
 mod nowait;
 mod read;

@@ -96,6 +96,36 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Attemp
     Ok(Attempt::Done(buf.freeze()))
 }
 
+/// Fills `buf` from `offset` with what the page cache holds: the bytes
+/// read (fewer than `buf.len()` at the end of the file), and whether the
+/// kernel stopped because the rest would have to come from the disk.
+pub(crate) fn fill(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    if !enabled() {
+        return Ok((0, true));
+    }
+    let mut filled = 0;
+    while filled < buf.len() {
+        let mut slices = [IoSliceMut::new(&mut buf[filled..])];
+        match rustix::io::preadv2(
+            file,
+            &mut slices,
+            offset + filled as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                return match classify::<()>(e)? {
+                    Attempt::WouldBlock => Ok((filled, true)),
+                    Attempt::Done(()) => unreachable!("classify never answers Done"),
+                };
+            }
+        }
+    }
+    Ok((filled, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

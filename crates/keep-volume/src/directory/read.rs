@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use std::path::Path;
 
+use super::buffers;
 use super::nowait::{self, Attempt};
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, VolumeError};
 
@@ -114,7 +115,9 @@ pub(crate) fn reader(opened: Opened) -> BlockReader {
     }
 }
 
-/// A reader over an open block file of `size` bytes.
+/// A reader over an open block file of `size` bytes. Each chunk is read
+/// in place if the page cache has it (see [`nowait`]), else (its rest) on
+/// a blocking thread, into a reused buffer (see [`buffers`]).
 fn stream(file: File, size: u64) -> BlockReader {
     let state = State {
         file: Arc::new(file),
@@ -127,22 +130,19 @@ fn stream(file: File, size: u64) -> BlockReader {
             return None;
         }
         let want = (st.size - st.offset).min(CHUNK_SIZE as u64) as usize;
-        let (file, offset) = (st.file.clone(), st.offset);
-        let read = tokio::task::spawn_blocking(move || read_at(&file, offset, want)).await;
-        match read {
-            Ok(Ok(chunk)) if chunk.is_empty() => Some((
+        match read_chunk(&st.file, st.offset, want).await {
+            Ok(chunk) if chunk.is_empty() => Some((
                 Err(VolumeError::Corrupt(format!(
                     "file ends at {} of {} bytes",
                     st.offset, st.size
                 ))),
                 None,
             )),
-            Ok(Ok(chunk)) => {
+            Ok(chunk) => {
                 st.offset += chunk.len() as u64;
                 Some((Ok(chunk), Some(st)))
             }
-            Ok(Err(e)) => Some((Err(VolumeError::Io(e)), None)),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Some((Err(VolumeError::Io(e)), None)),
         }
     });
     BlockReader {
@@ -152,8 +152,44 @@ fn stream(file: File, size: u64) -> BlockReader {
     }
 }
 
-/// Reads up to `want` bytes at `offset`; fewer only at end of file.
-/// The buffer is not zeroed first: the kernel fills its spare capacity.
+/// Reads up to `want` (at most [`CHUNK_SIZE`]) bytes at `offset`; fewer
+/// only at the end of the file.
+async fn read_chunk(file: &Arc<File>, offset: u64, want: usize) -> std::io::Result<Bytes> {
+    let mut buf = buffers::take(want);
+    let (filled, blocked) = nowait::fill(file, offset, &mut buf)?;
+    if !blocked {
+        return Ok(buffers::freeze(buf, filled));
+    }
+    let file = file.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let n = fill(&file, offset + filled as u64, &mut buf[filled..])?;
+        Ok::<_, std::io::Error>(buffers::freeze(buf, filled + n))
+    });
+    match done.await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Fills `buf` from `offset`, waiting for the disk; fewer bytes only at the
+/// end of the file. Blocking.
+fn fill(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads up to `want` bytes at `offset` into a new buffer; fewer only at
+/// end of file. The buffer is not zeroed first: the kernel fills its spare
+/// capacity.
 fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Bytes> {
     let mut buf: Vec<u8> = Vec::with_capacity(want);
     while buf.len() < want {
