@@ -142,37 +142,46 @@ fn signatures_from_an_arvados_cluster_verify() {
 fn rewriting_a_stored_block_only_refreshes_its_mtime() {
     let tmp = tempfile::tempdir().unwrap();
     let node = Keepstore::start(tmp.path(), NodeOptions::default());
-    let data = random_bytes(3 << 20, 9);
-    let hex = md5_hex(&data);
-    node.client().put_block(&data);
-    let path = node.volumes[0].join(&hex[..3]).join(&hex);
-    let before = std::fs::metadata(&path).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    node.client().put_block(&data);
-    let after = std::fs::metadata(&path).unwrap();
-    assert_eq!(before.ino(), after.ino(), "the file was not rewritten");
-    assert!(
-        after.modified().unwrap() > before.modified().unwrap(),
-        "mtime refreshed"
-    );
+    // A small block (through the volume's journal) and a large one.
+    for (size, seed) in [(4096, 8), (3 << 20, 9)] {
+        let data = random_bytes(size, seed);
+        let hex = md5_hex(&data);
+        node.client().put_block(&data);
+        let path = node.volumes[0].join(&hex[..3]).join(&hex);
+        let before = std::fs::metadata(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        node.client().put_block(&data);
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            before.ino(),
+            after.ino(),
+            "{size}: the file was not rewritten"
+        );
+        assert!(
+            after.modified().unwrap() > before.modified().unwrap(),
+            "{size}: mtime refreshed"
+        );
+    }
 }
 
 #[test]
 fn a_corrupt_stored_copy_is_replaced_by_a_verified_upload() {
     let tmp = tempfile::tempdir().unwrap();
     let node = Keepstore::start(tmp.path(), NodeOptions::default());
-    let data = random_bytes(2 << 20, 10);
-    let hex = md5_hex(&data);
-    node.client().put_block(&data);
-    let path = node.volumes[0].join(&hex[..3]).join(&hex);
-    let mut bad = data.clone();
-    bad[(1 << 20) + 5] ^= 0xff;
-    std::fs::write(&path, &bad).unwrap();
-    node.client().put_block(&data);
-    assert!(
-        std::fs::read(&path).unwrap() == data,
-        "the bad copy was rewritten"
-    );
+    for (size, seed) in [(4096, 11), (2 << 20, 10)] {
+        let data = random_bytes(size, seed);
+        let hex = md5_hex(&data);
+        node.client().put_block(&data);
+        let path = node.volumes[0].join(&hex[..3]).join(&hex);
+        let mut bad = data.clone();
+        bad[size / 2 + 5] ^= 0xff;
+        std::fs::write(&path, &bad).unwrap();
+        node.client().put_block(&data);
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "{size}: the bad copy was rewritten"
+        );
+    }
 }
 
 #[test]

@@ -51,6 +51,18 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// Renames the file to `dest` without flushing anything: for a caller
+    /// whose durability comes from elsewhere (a journal that can rewrite the
+    /// file after a crash, and a later `syncfs`). After a crash, `dest` may
+    /// exist with missing data; that caller must repair it.
+    pub fn commit_unsynced(mut self, dest: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, dest)?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {

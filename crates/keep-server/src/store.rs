@@ -42,6 +42,16 @@ pub async fn store(
             "no writable volume",
         ));
     }
+    // A small block for the only writable volume goes straight to it: a
+    // volume's write of a block it holds keeps (or repairs) that copy and
+    // refreshes its mtime, so asking first would only cost a trip to disk.
+    if let [v] = writable[..]
+        && body.declared_len().is_some_and(|n| n <= DIRECT_WRITE_MAX)
+        && matches!(v.status().await, Ok(st) if !st.full)
+    {
+        v.write(&hash, body).await.map_err(|e| fault(node, v, e))?;
+        return Ok(v.clone());
+    }
     for v in &writable {
         if v.mtime(&hash).await.is_ok() {
             dedup::write_or_touch(v, hash, body)
@@ -57,6 +67,10 @@ pub async fn store(
         .map_err(|e| fault(node, target, e))?;
     Ok(target.clone())
 }
+
+/// Blocks up to this size skip the "does a volume have it" question when
+/// only one volume can take them.
+const DIRECT_WRITE_MAX: u64 = 64 << 10;
 
 /// How long a volume whose write failed is passed over for new blocks.
 const SUSPECT_FOR: Duration = Duration::from_secs(5);

@@ -44,6 +44,32 @@ pub(crate) fn temp_name(hash: &BlockHash) -> String {
     format!("tmp{hash}{:016x}", rand::random::<u64>())
 }
 
+/// A new temporary file for writing `hash`, in the block's folder, which
+/// is made if missing (it usually exists: one `open`, no `mkdir`). With
+/// `durable_dir`, a new folder is flushed into its parent at once; without,
+/// the caller makes it durable later (a journal checkpoint).
+pub(crate) fn create_temp(
+    root: &Path,
+    hash: &BlockHash,
+    durable_dir: bool,
+) -> std::io::Result<crate::crashsafe::TempFile> {
+    use crate::crashsafe::{self, TempFile};
+    let dir = block_dir(root, hash);
+    match TempFile::create(&dir, &temp_name(hash)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if durable_dir {
+                crashsafe::ensure_dir(&dir)?;
+            } else if let Err(e) = std::fs::create_dir(&dir)
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(e);
+            }
+            TempFile::create(&dir, &temp_name(hash))
+        }
+        other => other,
+    }
+}
+
 /// The hash of a stored block's file name, if it is one.
 pub(crate) fn parse_block_name(name: &str) -> Option<BlockHash> {
     if name.len() == 32 {

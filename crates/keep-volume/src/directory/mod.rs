@@ -7,6 +7,7 @@
 //! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
 
 mod buffers;
+mod journal;
 mod layout;
 mod nowait;
 mod read;
@@ -59,7 +60,10 @@ struct Inner {
     params: VolumeParams,
     device_id: String,
     min_free: u64,
-    stripes: Vec<Mutex<()>>,
+    stripes: Arc<Stripes>,
+    /// Small writes go through here (see [`journal`]). Dropped before
+    /// `_lock`, so its final checkpoint runs while the volume is still ours.
+    journal: journal::Journal,
     /// The last `statvfs` answer and when it was taken.
     status: Mutex<Option<(Instant, VolumeStatus)>>,
     _lock: File,
@@ -77,8 +81,31 @@ impl Inner {
     }
 
     fn lock(&self, hash: &BlockHash) -> MutexGuard<'_, ()> {
+        self.stripes.lock(hash)
+    }
+
+    /// Before a block leaves its place (trash, quarantine): if it is still
+    /// in the journal, checkpoint, so a crash cannot replay it back.
+    fn settle(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+        if self.journal.holds(hash) {
+            self.journal.checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
+/// Striped locks that serialise touch, trash and commit of the same block.
+#[derive(Debug)]
+pub(crate) struct Stripes(Vec<Mutex<()>>);
+
+impl Stripes {
+    fn new() -> Self {
+        Stripes((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect())
+    }
+
+    pub(crate) fn lock(&self, hash: &BlockHash) -> MutexGuard<'_, ()> {
         let i = usize::from(hash.as_bytes()[15]) % LOCK_STRIPES;
-        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
+        self.0[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -102,6 +129,8 @@ impl DirVolume {
         if removed > 0 {
             tracing::info!(root = %root.display(), removed, "cleaned up after interrupted writes");
         }
+        let stripes = Arc::new(Stripes::new());
+        let journal = journal::Journal::open(&root, stripes.clone())?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
@@ -111,7 +140,8 @@ impl DirVolume {
                 root,
                 params: opts.params,
                 min_free: opts.min_free_bytes,
-                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                stripes,
+                journal,
                 status: Mutex::new(None),
                 _lock: lock,
             }),
@@ -166,9 +196,7 @@ impl Writing {
 
     fn temp(&mut self, inner: &Inner, hash: &BlockHash) -> std::io::Result<&TempFile> {
         if self.tmp.is_none() {
-            let dir = layout::block_dir(&inner.root, hash);
-            crashsafe::ensure_dir(&dir)?;
-            self.tmp = Some(TempFile::create(&dir, &layout::temp_name(hash))?);
+            self.tmp = Some(layout::create_temp(&inner.root, hash, true)?);
         }
         Ok(self
             .tmp
@@ -230,6 +258,13 @@ impl Volume for DirVolume {
             return Err(VolumeError::Full);
         }
         let hash = *hash;
+        if body
+            .declared_len()
+            .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
+        {
+            let data = collect(body).await?;
+            return self.inner.journal.write(hash, data).await;
+        }
         // Blocks over one chunk get a checksum sidecar (see `sums`).
         let summing = body.declared_len().is_none_or(|n| n > CHUNK_SIZE as u64);
         // The temporary file lives here between chunks; the write lags one
@@ -298,6 +333,7 @@ impl Volume for DirVolume {
         }
         let hash = *hash;
         self.blocking(move |inner| {
+            inner.settle(&hash)?;
             let dir = layout::block_dir(&inner.root, &hash);
             let path = layout::block_path(&inner.root, &hash);
             let _guard = inner.lock(&hash);
@@ -380,6 +416,7 @@ impl Volume for DirVolume {
     async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
         let hash = *hash;
         self.blocking(move |inner| {
+            inner.settle(&hash)?;
             let dir = layout::block_dir(&inner.root, &hash);
             let _guard = inner.lock(&hash);
             let name = layout::quarantine_name(&hash, crate::unix_nanos_now());
@@ -395,4 +432,17 @@ impl Volume for DirVolume {
         })
         .await
     }
+}
+
+/// A small body, whole and verified.
+async fn collect(mut body: BlockBody) -> Result<Bytes, VolumeError> {
+    let mut parts = Vec::with_capacity(1);
+    while let Some(chunk) = body.next_chunk().await? {
+        parts.push(chunk);
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.swap_remove(0),
+        _ => parts.concat().into(),
+    })
 }
