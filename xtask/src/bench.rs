@@ -608,9 +608,10 @@ fn compare_text(c: &Compare, cores: usize) -> String {
     out.push_str(&format!(
         "\nnode peak RSS (VmHWM) over the whole comparison: {}\n\
          {baseline}\n\
-         Fairness: the node makes every PUT durable (fdatasync, rename, fsync of the folder) and\n\
-         verifies every GET's MD5 as it streams; nginx's WebDAV PUT writes a temp file and renames\n\
-         it without fsync, and its GET is sendfile without verification.\n\
+         Fairness: the node makes every PUT durable before it answers (up to 64 KiB: fdatasync of\n\
+         its journal; larger: fdatasync, rename, fsync of the folder) and verifies every GET (MD5,\n\
+         or BLAKE3 per chunk) as it streams; nginx's WebDAV PUT writes a temp file and renames it\n\
+         without fsync, and its GET is sendfile without verification.\n\
          MB/s = 10^6 bytes/s of block data; client, node and nginx share the machine's {cores} cores.\n\
          Requests per phase: {}.\n\
          After each GET phase every block was read again (untimed) and its MD5 checked.\n\
