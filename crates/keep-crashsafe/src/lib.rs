@@ -6,6 +6,8 @@
 //! folder. A crash at any instant leaves either the old state or the new,
 //! never a partial file under the final name. [`TempFile`] removes the
 //! temporary file on every path that does not reach the rename.
+//! [`TempFile::commit_unsynced`] skips the flushes, for callers that keep
+//! their own journal to repair what a crash leaves.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -232,3 +232,42 @@ async fn a_trashed_small_block_is_not_replayed() {
     vol.untrash(&hash).await.unwrap();
     assert_eq!(get(&vol, &hash).await.unwrap(), &data[..]);
 }
+
+/// A record the replay cannot restore (here its folder's name is taken by
+/// a file) does not keep the volume from opening: the journal is switched
+/// off, small blocks are written the plain way, and the record stays for
+/// the next open, which restores the block once the obstacle is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_replay_keeps_the_volume_serving_and_the_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let params = VolumeParams::new("zzzzz-nyw5e-000000000000000");
+    let vol = open(tmp.path(), params.clone());
+    let data = test_data(3000, 41);
+    let hash = put(&vol, &data, 3000).await.unwrap();
+    let journal = std::fs::read(tmp.path().join(JOURNAL)).unwrap();
+    drop(vol);
+    std::fs::write(tmp.path().join(JOURNAL), &journal).unwrap();
+    let folder = tmp.path().join(&hash.to_hex()[..3]);
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::write(&folder, b"in the way").unwrap();
+
+    let vol = open(tmp.path(), params.clone());
+    assert!(get(&vol, &hash).await.is_err(), "not restored");
+    let other = (0..)
+        .map(|seed| test_data(2000, seed))
+        .find(|d| BlockHash::of(d).to_hex()[..3] != hash.to_hex()[..3])
+        .unwrap();
+    let other_hash = put(&vol, &other, 2000).await.unwrap();
+    assert_eq!(get(&vol, &other_hash).await.unwrap(), &other[..]);
+    drop(vol);
+    assert_eq!(
+        std::fs::read(tmp.path().join(JOURNAL)).unwrap(),
+        journal,
+        "the journal is left as it was for the next open"
+    );
+
+    std::fs::remove_file(&folder).unwrap();
+    let vol = open(tmp.path(), params);
+    assert_eq!(get(&vol, &hash).await.unwrap(), &data[..]);
+    assert_eq!(get(&vol, &other_hash).await.unwrap(), &other[..]);
+}

@@ -45,28 +45,30 @@ pub(crate) fn temp_name(hash: &BlockHash) -> String {
 }
 
 /// A new temporary file for writing `hash`, in the block's folder, which
-/// is made if missing (it usually exists: one `open`, no `mkdir`). With
-/// `durable_dir`, a new folder is flushed into its parent at once; without,
-/// the caller makes it durable later (a journal checkpoint).
+/// is made if missing (it usually exists: one `open`, no `mkdir`), and
+/// whether this call made the folder. With `durable_dir`, a new folder is
+/// flushed into its parent at once; without, the caller makes it durable
+/// later (a journal checkpoint).
 pub(crate) fn create_temp(
     root: &Path,
     hash: &BlockHash,
     durable_dir: bool,
-) -> std::io::Result<crate::crashsafe::TempFile> {
+) -> std::io::Result<(crate::crashsafe::TempFile, bool)> {
     use crate::crashsafe::{self, TempFile};
     let dir = block_dir(root, hash);
     match TempFile::create(&dir, &temp_name(hash)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if durable_dir {
-                crashsafe::ensure_dir(&dir)?;
-            } else if let Err(e) = std::fs::create_dir(&dir)
-                && e.kind() != std::io::ErrorKind::AlreadyExists
-            {
-                return Err(e);
+            let made = match std::fs::create_dir(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            if made && durable_dir {
+                crashsafe::sync_dir(root)?;
             }
-            TempFile::create(&dir, &temp_name(hash))
+            Ok((TempFile::create(&dir, &temp_name(hash))?, made))
         }
-        other => other,
+        other => Ok((other?, false)),
     }
 }
 

@@ -1,8 +1,14 @@
 //! The directory backend: blocks as files on a local filesystem.
 //!
-//! Layout and naming follow Arvados, so an existing
-//! Arvados volume directory is served as it is. Writes go through
-//! [`crate::crashsafe`]: a block is visible whole or not at all.
+//! Layout and naming follow Arvados, so an existing Arvados volume
+//! directory is served as it is. Blocks over 64 KiB are written through
+//! [`crate::crashsafe`]: visible whole or not at all. Blocks up to 64 KiB go
+//! through the volume's journal (`journal`): durable in the journal when
+//! acknowledged, visible whole in their files at once, and flushed in place
+//! by the next checkpoint. A crash can leave such a file empty or short
+//! under its final name until the next open replays the journal, so a
+//! directory handed back to Arvados's keepstore must first have been closed
+//! cleanly by this one (the close checkpoints).
 //! One process serves a directory at a time: it holds an exclusive lock on
 //! `<root>/.keepstore.lock`, which the kernel releases if the process dies.
 
@@ -64,6 +70,8 @@ struct Inner {
     /// Small writes go through here (see [`journal`]). Dropped before
     /// `_lock`, so its final checkpoint runs while the volume is still ours.
     journal: journal::Journal,
+    /// Whether this file system takes the no-wait read flags.
+    nowait: Arc<nowait::Gate>,
     /// The last `statvfs` answer and when it was taken.
     status: Mutex<Option<(Instant, VolumeStatus)>>,
     _lock: File,
@@ -84,13 +92,19 @@ impl Inner {
         self.stripes.lock(hash)
     }
 
-    /// Before a block leaves its place (trash, quarantine): if it is still
-    /// in the journal, checkpoint, so a crash cannot replay it back.
-    fn settle(&self, hash: &BlockHash) -> Result<(), VolumeError> {
-        if self.journal.holds(hash) {
+    /// The block's stripe lock, taken once the block is not in the journal
+    /// (checkpointing first if it is), so that moving it away (trash,
+    /// quarantine) cannot be undone by a replay after a crash. The
+    /// checkpoint runs without the lock: the placer may need it.
+    fn lock_settled(&self, hash: &BlockHash) -> Result<MutexGuard<'_, ()>, VolumeError> {
+        loop {
+            let guard = self.lock(hash);
+            if !self.journal.holds(hash) || !self.journal.usable() {
+                return Ok(guard);
+            }
+            drop(guard);
             self.journal.checkpoint()?;
         }
-        Ok(())
     }
 }
 
@@ -142,6 +156,7 @@ impl DirVolume {
                 min_free: opts.min_free_bytes,
                 stripes,
                 journal,
+                nowait: Arc::default(),
                 status: Mutex::new(None),
                 _lock: lock,
             }),
@@ -196,7 +211,8 @@ impl Writing {
 
     fn temp(&mut self, inner: &Inner, hash: &BlockHash) -> std::io::Result<&TempFile> {
         if self.tmp.is_none() {
-            self.tmp = Some(layout::create_temp(&inner.root, hash, true)?);
+            let (tmp, _) = layout::create_temp(&inner.root, hash, true)?;
+            self.tmp = Some(tmp);
         }
         Ok(self
             .tmp
@@ -225,6 +241,14 @@ impl Writing {
             Some(t) => t.commit(&dest)?,
             None => unreachable!("temp() made the file"),
         }
+        // A folder the journal's placer made may not be in the root on disk
+        // yet; this block has no journal record to bring it back.
+        if inner
+            .journal
+            .dir_is_new(&layout::block_dir(&inner.root, hash))
+        {
+            crashsafe::sync_dir(&inner.root)?;
+        }
         Ok(())
     }
 }
@@ -245,11 +269,12 @@ impl Volume for DirVolume {
         // From the kernel's caches without waiting if it can (no trip to
         // a blocking thread at all), else one trip: small blocks are read
         // right away.
-        if let nowait::Attempt::Done(opened) = read::open_nowait(&path, &sidecar)? {
-            return Ok(read::reader(opened));
+        let gate = &self.inner.nowait;
+        if let nowait::Attempt::Done(opened) = read::open_nowait(gate, &path, &sidecar)? {
+            return Ok(read::reader(gate.clone(), opened));
         }
         let opened = self.blocking(move |_| read::open(&path, &sidecar)).await?;
-        Ok(read::reader(opened))
+        Ok(read::reader(gate.clone(), opened))
     }
 
     async fn write(&self, hash: &BlockHash, mut body: BlockBody) -> Result<(), VolumeError> {
@@ -258,9 +283,10 @@ impl Volume for DirVolume {
             return Err(VolumeError::Full);
         }
         let hash = *hash;
-        if body
-            .declared_len()
-            .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
+        if self.inner.journal.usable()
+            && body
+                .declared_len()
+                .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
         {
             let data = collect(body).await?;
             return self.inner.journal.write(hash, data).await;
@@ -333,10 +359,9 @@ impl Volume for DirVolume {
         }
         let hash = *hash;
         self.blocking(move |inner| {
-            inner.settle(&hash)?;
             let dir = layout::block_dir(&inner.root, &hash);
             let path = layout::block_path(&inner.root, &hash);
-            let _guard = inner.lock(&hash);
+            let _guard = inner.lock_settled(&hash)?;
             let meta = std::fs::metadata(&path).map_err(not_found_or_io)?;
             if let Some(expected) = if_mtime {
                 let actual = to_unix_nanos(meta.modified()?);
@@ -416,9 +441,8 @@ impl Volume for DirVolume {
     async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
         let hash = *hash;
         self.blocking(move |inner| {
-            inner.settle(&hash)?;
             let dir = layout::block_dir(&inner.root, &hash);
-            let _guard = inner.lock(&hash);
+            let _guard = inner.lock_settled(&hash)?;
             let name = layout::quarantine_name(&hash, crate::unix_nanos_now());
             std::fs::rename(layout::block_path(&inner.root, &hash), dir.join(&name))
                 .map_err(not_found_or_io)?;

@@ -22,8 +22,12 @@ use bytes::{Bytes, BytesMut};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::{Errno, ReadWriteFlags};
 
-/// Set once the kernel refuses the flags; then every attempt answers `None`.
-static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+/// Whether a volume's file system takes the flags. Switched off for good,
+/// for that volume only, the first time the kernel refuses them.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    unsupported: AtomicBool,
+}
 
 /// What an attempt gave.
 pub(crate) enum Attempt<T> {
@@ -33,97 +37,102 @@ pub(crate) enum Attempt<T> {
     WouldBlock,
 }
 
-/// Whether the fast path is on (tests switch it off to compare).
-pub(crate) fn enabled() -> bool {
-    !UNSUPPORTED.load(Ordering::Relaxed)
-}
+impl Gate {
+    /// Whether the fast path is on.
+    pub(crate) fn enabled(&self) -> bool {
+        !self.unsupported.load(Ordering::Relaxed)
+    }
 
-/// Classifies a failed call: `EAGAIN` means "would block"; an unknown flag
-/// or syscall switches the fast path off; anything else is a real answer.
-fn classify<T>(e: Errno) -> io::Result<Attempt<T>> {
-    match e {
-        Errno::AGAIN => Ok(Attempt::WouldBlock),
-        Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM => {
-            UNSUPPORTED.store(true, Ordering::Relaxed);
-            Ok(Attempt::WouldBlock)
-        }
-        e => Err(io::Error::from(e)),
-    }
-}
-
-/// Opens `path` for reading if the kernel can do it from its caches alone.
-/// A missing file is an `Err(NotFound)` only when the kernel knows for sure
-/// (a cached negative entry); otherwise it is `WouldBlock`.
-pub(crate) fn open(path: &Path) -> io::Result<Attempt<File>> {
-    if !enabled() {
-        return Ok(Attempt::WouldBlock);
-    }
-    match rustix::fs::openat2(
-        rustix::fs::CWD,
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::CACHED,
-    ) {
-        Ok(fd) => Ok(Attempt::Done(File::from(fd))),
-        Err(e) => classify(e),
-    }
-}
-
-/// Reads `len` bytes at `offset` if they are all in the page cache. Ends
-/// early only at the end of the file.
-pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Attempt<Bytes>> {
-    if !enabled() {
-        return Ok(Attempt::WouldBlock);
-    }
-    let mut buf = BytesMut::zeroed(len);
-    let mut filled = 0;
-    while filled < len {
-        let mut slices = [IoSliceMut::new(&mut buf[filled..])];
-        match rustix::io::preadv2(
-            file,
-            &mut slices,
-            offset + filled as u64,
-            ReadWriteFlags::NOWAIT,
-        ) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return classify(e),
+    /// Classifies a failed call: `EAGAIN` means "would block"; an unknown
+    /// syscall or flag switches the fast path off; anything else is a real
+    /// answer.
+    fn classify<T>(&self, e: Errno) -> io::Result<Attempt<T>> {
+        match e {
+            Errno::AGAIN => Ok(Attempt::WouldBlock),
+            Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP => {
+                self.unsupported.store(true, Ordering::Relaxed);
+                Ok(Attempt::WouldBlock)
+            }
+            e => Err(io::Error::from(e)),
         }
     }
-    buf.truncate(filled);
-    Ok(Attempt::Done(buf.freeze()))
-}
 
-/// Fills `buf` from `offset` with what the page cache holds: the bytes
-/// read (fewer than `buf.len()` at the end of the file), and whether the
-/// kernel stopped because the rest would have to come from the disk.
-pub(crate) fn fill(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-    if !enabled() {
-        return Ok((0, true));
-    }
-    let mut filled = 0;
-    while filled < buf.len() {
-        let mut slices = [IoSliceMut::new(&mut buf[filled..])];
-        match rustix::io::preadv2(
-            file,
-            &mut slices,
-            offset + filled as u64,
-            ReadWriteFlags::NOWAIT,
+    /// Opens `path` for reading if the kernel can resolve it from its
+    /// caches alone. A missing file is an `Err(NotFound)` only when the
+    /// kernel knows for sure (a cached negative entry); otherwise it is
+    /// `WouldBlock`. The file is opened with `O_NOATIME`, so reading it
+    /// never updates its access time (which would open a file-system
+    /// transaction, and may wait); where that flag is not allowed (a file
+    /// of another user, without `CAP_FOWNER`), the blocking path reads it.
+    pub(crate) fn open(&self, path: &Path) -> io::Result<Attempt<File>> {
+        if !self.enabled() {
+            return Ok(Attempt::WouldBlock);
+        }
+        match rustix::fs::openat2(
+            rustix::fs::CWD,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOATIME,
+            Mode::empty(),
+            ResolveFlags::CACHED,
         ) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(Errno::INTR) => {}
-            Err(e) => {
-                return match classify::<()>(e)? {
-                    Attempt::WouldBlock => Ok((filled, true)),
-                    Attempt::Done(()) => unreachable!("classify never answers Done"),
-                };
+            Ok(fd) => Ok(Attempt::Done(File::from(fd))),
+            Err(Errno::PERM) => Ok(Attempt::WouldBlock),
+            Err(e) => self.classify(e),
+        }
+    }
+
+    /// Reads `len` bytes at `offset` if they are all in the page cache.
+    /// Ends early only at the end of the file.
+    pub(crate) fn read_at(
+        &self,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Attempt<Bytes>> {
+        let mut buf = BytesMut::zeroed(len);
+        let (filled, blocked) = self.fill(file, offset, &mut buf)?;
+        if blocked {
+            return Ok(Attempt::WouldBlock);
+        }
+        buf.truncate(filled);
+        Ok(Attempt::Done(buf.freeze()))
+    }
+
+    /// Fills `buf` from `offset` with what the page cache holds: the bytes
+    /// read (fewer than `buf.len()` only at the end of the file), and
+    /// whether the kernel stopped early because the rest would have to come
+    /// from the disk.
+    pub(crate) fn fill(
+        &self,
+        file: &File,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, bool)> {
+        if !self.enabled() {
+            return Ok((0, true));
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            let mut slices = [IoSliceMut::new(&mut buf[filled..])];
+            match rustix::io::preadv2(
+                file,
+                &mut slices,
+                offset + filled as u64,
+                ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(Errno::INTR) => {}
+                Err(e) => {
+                    return match self.classify::<()>(e)? {
+                        Attempt::WouldBlock => Ok((filled, true)),
+                        Attempt::Done(()) => unreachable!("classify never answers Done"),
+                    };
+                }
             }
         }
+        Ok((filled, false))
     }
-    Ok((filled, false))
 }
 
 #[cfg(test)]
@@ -136,15 +145,16 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"hello, world").unwrap();
         // Just written: its dentry and pages are cached.
-        let Attempt::Done(file) = open(&path).unwrap() else {
-            assert!(!enabled(), "a fresh file must open from the cache");
+        let gate = Gate::default();
+        let Attempt::Done(file) = gate.open(&path).unwrap() else {
+            assert!(!gate.enabled(), "a fresh file must open from the cache");
             return;
         };
-        let Attempt::Done(data) = read_at(&file, 7, 100).unwrap() else {
+        let Attempt::Done(data) = gate.read_at(&file, 7, 100).unwrap() else {
             panic!("a just-written file is in the page cache");
         };
         assert_eq!(&data[..], b"world");
-        let Attempt::Done(all) = read_at(&file, 0, 12).unwrap() else {
+        let Attempt::Done(all) = gate.read_at(&file, 0, 12).unwrap() else {
             panic!("cached");
         };
         assert_eq!(&all[..], b"hello, world");
@@ -152,7 +162,7 @@ mod tests {
         // unknown to the cache: never a wrong answer.
         let missing = dir.path().join("nope");
         assert!(std::fs::metadata(&missing).is_err());
-        match open(&missing) {
+        match gate.open(&missing) {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
             Ok(Attempt::WouldBlock) => {}
             Ok(Attempt::Done(_)) => panic!("opened a missing file"),

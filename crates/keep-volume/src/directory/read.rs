@@ -1,5 +1,7 @@
-//! Streaming a block file in chunks, each read on a blocking thread, so a
-//! slow client holds no thread and at most one chunk of memory.
+//! Opening a block file and streaming it in chunks: each step is first
+//! tried from the kernel's caches on the async worker (see [`nowait`]), and
+//! otherwise done on a blocking thread, so a slow disk blocks no worker and
+//! a slow client holds no thread and at most one chunk of memory.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -10,10 +12,11 @@ use futures::StreamExt;
 use std::path::Path;
 
 use super::buffers;
-use super::nowait::{self, Attempt};
+use super::nowait::{Attempt, Gate};
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, VolumeError};
 
 struct State {
+    gate: Arc<Gate>,
     file: Arc<File>,
     offset: u64,
     size: u64,
@@ -52,15 +55,19 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
 /// [`open`] done on the async worker, if the kernel can do all of it
 /// from its caches (see [`nowait`]); `WouldBlock` sends the caller to
 /// [`open`] on a blocking thread.
-pub(crate) fn open_nowait(path: &Path, sidecar: &Path) -> Result<Attempt<Opened>, VolumeError> {
-    let file = match nowait::open(path).map_err(crate::error::not_found_or_io)? {
+pub(crate) fn open_nowait(
+    gate: &Gate,
+    path: &Path,
+    sidecar: &Path,
+) -> Result<Attempt<Opened>, VolumeError> {
+    let file = match gate.open(path).map_err(crate::error::not_found_or_io)? {
         Attempt::Done(f) => f,
         Attempt::WouldBlock => return Ok(Attempt::WouldBlock),
     };
     // fstat of an open file reads the in-memory inode: it does not wait.
     let size = file.metadata()?.len();
     if size <= READ_AT_OPEN {
-        return Ok(match nowait::read_at(&file, 0, size as usize)? {
+        return Ok(match gate.read_at(&file, 0, size as usize)? {
             Attempt::Done(data) => Attempt::Done(Opened::Whole(data)),
             Attempt::WouldBlock => Attempt::WouldBlock,
         });
@@ -68,7 +75,7 @@ pub(crate) fn open_nowait(path: &Path, sidecar: &Path) -> Result<Attempt<Opened>
     if size <= CHUNK_SIZE as u64 {
         return Ok(Attempt::Done(Opened::File(file, size, None)));
     }
-    let side = match nowait::open(sidecar) {
+    let side = match gate.open(sidecar) {
         Ok(Attempt::Done(f)) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Attempt::Done(Opened::File(file, size, None)));
@@ -79,7 +86,7 @@ pub(crate) fn open_nowait(path: &Path, sidecar: &Path) -> Result<Attempt<Opened>
     if side_len > SIDECAR_MAX {
         return Ok(Attempt::Done(Opened::File(file, size, None)));
     }
-    Ok(match nowait::read_at(&side, 0, side_len as usize)? {
+    Ok(match gate.read_at(&side, 0, side_len as usize)? {
         Attempt::Done(b) => {
             let sums = ChunkSums::decode(&b, size, CHUNK_SIZE);
             Attempt::Done(Opened::File(file, size, sums))
@@ -93,7 +100,7 @@ pub(crate) fn open_nowait(path: &Path, sidecar: &Path) -> Result<Attempt<Opened>
 const SIDECAR_MAX: u64 = 16 << 10;
 
 /// A reader over an opened block.
-pub(crate) fn reader(opened: Opened) -> BlockReader {
+pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
     match opened {
         Opened::Whole(data) => {
             let size = data.len() as u64;
@@ -110,7 +117,7 @@ pub(crate) fn reader(opened: Opened) -> BlockReader {
         }
         Opened::File(file, size, sums) => BlockReader {
             sums,
-            ..stream(file, size)
+            ..stream(gate, file, size)
         },
     }
 }
@@ -118,8 +125,9 @@ pub(crate) fn reader(opened: Opened) -> BlockReader {
 /// A reader over an open block file of `size` bytes. Each chunk is read
 /// in place if the page cache has it (see [`nowait`]), else (its rest) on
 /// a blocking thread, into a reused buffer (see [`buffers`]).
-fn stream(file: File, size: u64) -> BlockReader {
+fn stream(gate: Arc<Gate>, file: File, size: u64) -> BlockReader {
     let state = State {
+        gate,
         file: Arc::new(file),
         offset: 0,
         size,
@@ -130,7 +138,7 @@ fn stream(file: File, size: u64) -> BlockReader {
             return None;
         }
         let want = (st.size - st.offset).min(CHUNK_SIZE as u64) as usize;
-        match read_chunk(&st.file, st.offset, want).await {
+        match read_chunk(&st.gate, &st.file, st.offset, want).await {
             Ok(chunk) if chunk.is_empty() => Some((
                 Err(VolumeError::Corrupt(format!(
                     "file ends at {} of {} bytes",
@@ -154,9 +162,14 @@ fn stream(file: File, size: u64) -> BlockReader {
 
 /// Reads up to `want` (at most [`CHUNK_SIZE`]) bytes at `offset`; fewer
 /// only at the end of the file.
-async fn read_chunk(file: &Arc<File>, offset: u64, want: usize) -> std::io::Result<Bytes> {
+async fn read_chunk(
+    gate: &Gate,
+    file: &Arc<File>,
+    offset: u64,
+    want: usize,
+) -> std::io::Result<Bytes> {
     let mut buf = buffers::take(want);
-    let (filled, blocked) = nowait::fill(file, offset, &mut buf)?;
+    let (filled, blocked) = gate.fill(file, offset, &mut buf)?;
     if !blocked {
         return Ok(buffers::freeze(buf, filled));
     }
@@ -223,6 +236,7 @@ mod tests {
     #[test]
     fn nowait_open_agrees_with_blocking_open() {
         let dir = tempfile::tempdir().unwrap();
+        let gate = Gate::default();
         let sizes = [
             0usize,
             1,
@@ -243,9 +257,9 @@ mod tests {
                 std::fs::write(&side, s.finish().encode()).unwrap();
             }
             let slow = describe(open(&path, &side).unwrap());
-            match open_nowait(&path, &side).unwrap() {
+            match open_nowait(&gate, &path, &side).unwrap() {
                 Attempt::Done(fast) => assert_eq!(describe(fast), slow, "size {size}"),
-                Attempt::WouldBlock => assert!(!nowait::enabled(), "all of it is cached"),
+                Attempt::WouldBlock => assert!(!gate.enabled(), "all of it is cached"),
             }
             if let (Some(whole), _, _) = &slow {
                 assert_eq!(whole, &data);
@@ -257,7 +271,7 @@ mod tests {
             Err(VolumeError::NotFound)
         ));
         assert!(matches!(
-            open_nowait(&missing, &missing),
+            open_nowait(&gate, &missing, &missing),
             Err(VolumeError::NotFound) | Ok(Attempt::WouldBlock)
         ));
     }

@@ -2,36 +2,45 @@
 //! batch instead of two file-system commits per block.
 //!
 //! Why: a block written the plain way is durable after an `fdatasync` of
-//! its file and an `fsync` of its folder, two journal commits of the file
-//! system each. For a 4 KiB block that is nearly all its cost: on the
-//! development VM, 8 writers doing just that reach about 5,600 blocks/s,
-//! while overwriting a preallocated file and `fdatasync`ing it reaches
-//! 5,900 flushes/s from one thread, and one flush can carry many blocks.
+//! its file and an `fsync` of its folder. For a 4 KiB block that is nearly
+//! all its cost: on the development VM, 8 writers doing just that reach
+//! about 5,600 blocks/s, while overwriting a file and `fdatasync`ing it
+//! reaches 5,900 flushes/s from one thread, and one flush can carry many
+//! blocks.
 //!
 //! How (on two threads per volume, fed by a bounded queue):
 //! - `<root>/.keep-journal` is a 4 KiB header (magic, generation) and then
-//!   records: magic, generation, length, MD5, data.
-//! - A write takes every queued block (up to [`BATCH_BYTES`]), appends
-//!   their records in one `pwrite`, `fdatasync`s the journal once, then
-//!   hands the batch to a second thread (`place`) that writes each block's
-//!   file the usual way (temporary file, rename) but without flushing it,
-//!   and only then answers each write. So an answered write is durable (in
-//!   the journal) and visible (in its file), and placing one batch overlaps
-//!   flushing the next.
-//! - A checkpoint calls `syncfs` (every file and rename made so far reaches
-//!   the disk) and then raises the header's generation (`fdatasync`), which
-//!   retires every record at once; writing starts from the top again. It
-//!   runs when the journal is full, before a block still in the journal is
-//!   trashed or moved aside (so a crash cannot bring it back), and when the
-//!   volume closes.
+//!   records: magic, generation, length, MD5, data (see `record`).
+//! - The journal thread takes every queued block (up to [`BATCH_BYTES`]),
+//!   appends their records in one `pwrite`, `fdatasync`s the journal once,
+//!   then hands the batch to the placer thread (`place`), which writes each
+//!   block's file the usual way (temporary file, rename) but without
+//!   flushing it, and only then answers each write. So an answered write is
+//!   durable (in the journal) and visible (in its file), and placing one
+//!   batch overlaps flushing the next.
+//! - A checkpoint waits for the placer, calls `syncfs` (every file, folder
+//!   and rename made so far reaches the disk) and then raises the header's
+//!   generation (`fdatasync`), which retires every record at once; writing
+//!   starts from the top again. It runs when the journal is full, before a
+//!   block still in the journal is trashed or moved aside (so a crash
+//!   cannot bring it back), and when the volume closes.
 //! - At open, every record of the current generation whose data matches
 //!   its MD5 is replayed: if the block's file is missing or differs (its
 //!   rename reached the disk but its data did not), it is rewritten the
 //!   crash-safe way. Then a checkpoint. A torn record (a batch cut by a
 //!   crash, never answered) fails its MD5 and ends the replay.
+//! - Any failure to write or flush the journal, to checkpoint, or to
+//!   replay a record switches the journal off until the next open: small
+//!   blocks are then written the plain way, and no record is retired, so
+//!   the next open replays them all. (A flush error is reported once; a
+//!   retried flush could succeed over lost data.)
+//!
+//! Lock order: nothing calls [`Journal::checkpoint`] while holding a block
+//! stripe lock, because the placer takes those locks and a checkpoint waits
+//! for the placer.
 //!
 //! Blocks above [`JOURNAL_BLOCK_MAX`] are written the plain way: for them
-//! the two commits are a small part of the cost.
+//! the two flushes are a small part of the cost.
 
 mod place;
 mod record;
@@ -41,6 +50,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -63,15 +73,37 @@ pub(crate) const FILE_NAME: &str = ".keep-journal";
 /// The journal is checkpointed before it grows past this.
 const JOURNAL_BYTES: u64 = 32 << 20;
 /// One batch carries at most this much data.
-const BATCH_BYTES: usize = 4 << 20;
-/// Writes waiting for the journal thread; more wait to be queued.
-const QUEUE: usize = 1024;
+const BATCH_BYTES: usize = 2 << 20;
+/// Writes queued for the journal thread (at most 64 KiB each); more wait
+/// to be queued. With the batches below, at most about 10 MiB of block data
+/// sits in one volume's journal queues.
+const QUEUE: usize = 64;
 /// Journaled batches waiting for the placer thread.
-const PLACE_QUEUE: usize = 4;
+const PLACE_QUEUE: usize = 2;
 
 enum Msg {
     Write(Pending),
     Checkpoint(std::sync::mpsc::SyncSender<io::Result<()>>),
+}
+
+/// What the volume's threads share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Blocks journaled since the last checkpoint.
+    pending: Mutex<HashSet<BlockHash>>,
+    /// Folders the placer made without flushing their parent, since the
+    /// last checkpoint.
+    new_dirs: Mutex<HashSet<PathBuf>>,
+    /// Set by any failure: no more journaling, no more retiring.
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, what: &str, e: &io::Error) {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(error = %e, "journal {what} failed; small blocks are written without the journal until the volume is opened again");
+        }
+    }
 }
 
 /// A volume's journal: the queue to its thread.
@@ -79,21 +111,29 @@ enum Msg {
 pub(crate) struct Journal {
     tx: Option<mpsc::Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
-    /// Blocks written since the last checkpoint.
-    pending: Arc<Mutex<HashSet<BlockHash>>>,
+    shared: Arc<Shared>,
 }
 
 impl Journal {
     /// Opens (creating if needed) the journal of the volume at `root`,
-    /// replays it, and starts its thread.
+    /// replays it, and starts its threads. Only a journal file that cannot
+    /// be opened or created is an error; a failed replay leaves the journal
+    /// switched off and its records for the next open.
     pub(crate) fn open(root: &Path, stripes: Arc<Stripes>) -> io::Result<Journal> {
-        let pending = Arc::new(Mutex::new(HashSet::new()));
-        let mut writer = Writer::open(root, stripes, pending.clone())?;
-        let restored = writer.replay()?;
-        if restored > 0 {
-            tracing::warn!(root = %root.display(), restored, "rewrote blocks from the journal after an unclean stop");
+        let shared = Arc::new(Shared::default());
+        let mut writer = Writer::open(root, stripes, shared.clone())?;
+        match writer.replay() {
+            Ok(0) => {}
+            Ok(restored) => {
+                tracing::warn!(root = %root.display(), restored, "rewrote blocks from the journal after an unclean stop");
+            }
+            Err(e) => shared.fail("replay", &e),
         }
-        writer.checkpoint()?;
+        if !shared.failed.load(Ordering::SeqCst)
+            && let Err(e) = writer.checkpoint()
+        {
+            shared.fail("checkpoint", &e);
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("keep-journal".into())
@@ -101,8 +141,13 @@ impl Journal {
         Ok(Journal {
             tx: Some(tx),
             thread: Some(thread),
-            pending,
+            shared,
         })
+    }
+
+    /// Whether small writes may go through the journal.
+    pub(crate) fn usable(&self) -> bool {
+        !self.shared.failed.load(Ordering::SeqCst)
     }
 
     /// Stores a verified block: answered once it is durable and visible.
@@ -118,17 +163,26 @@ impl Journal {
             .map_err(VolumeError::Io)
     }
 
-    /// Whether `hash` was written since the last checkpoint.
+    /// Whether `hash` was journaled since the last checkpoint.
     pub(crate) fn holds(&self, hash: &BlockHash) -> bool {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(hash)
+        lock(&self.shared.pending).contains(hash)
+    }
+
+    /// Whether `dir` was made by the placer and its entry may not be on
+    /// disk yet: a plain write into it must flush the volume root too.
+    pub(crate) fn dir_is_new(&self, dir: &Path) -> bool {
+        lock(&self.shared.new_dirs).contains(dir)
     }
 
     /// Makes everything written so far durable in place and retires the
-    /// journal's records. Blocking: call from a blocking thread.
+    /// journal's records. Blocking: call from a blocking thread, holding no
+    /// stripe lock. With the journal switched off it does nothing: its
+    /// records stay for the next open (which may then restore a block
+    /// trashed meanwhile: a spare copy, never a lost one).
     pub(crate) fn checkpoint(&self) -> Result<(), VolumeError> {
+        if !self.usable() {
+            return Ok(());
+        }
         let (done, answer) = std::sync::mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
         tx.blocking_send(Msg::Checkpoint(done))
@@ -154,6 +208,10 @@ fn stopped() -> VolumeError {
     VolumeError::Unavailable("the volume's journal has stopped".into())
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The journal thread's state.
 struct Writer {
     root: PathBuf,
@@ -162,17 +220,13 @@ struct Writer {
     /// Where the next record goes.
     offset: u64,
     stripes: Arc<Stripes>,
-    pending: Arc<Mutex<HashSet<BlockHash>>>,
+    shared: Arc<Shared>,
     /// The placer thread's queue (set by `run`).
     placer: Option<std::sync::mpsc::SyncSender<Job>>,
 }
 
 impl Writer {
-    fn open(
-        root: &Path,
-        stripes: Arc<Stripes>,
-        pending: Arc<Mutex<HashSet<BlockHash>>>,
-    ) -> io::Result<Writer> {
+    fn open(root: &Path, stripes: Arc<Stripes>, shared: Arc<Shared>) -> io::Result<Writer> {
         let path = root.join(FILE_NAME);
         let file = File::options()
             .read(true)
@@ -190,7 +244,7 @@ impl Writer {
                 drop(file);
                 let aside = crashsafe::move_aside(&path)?;
                 tracing::error!(path = %aside.display(), "journal header unreadable; moved aside");
-                return Writer::open(root, stripes, pending);
+                return Writer::open(root, stripes, shared);
             };
             generation = g;
         }
@@ -200,7 +254,7 @@ impl Writer {
             generation,
             offset: HEADER_LEN,
             stripes,
-            pending,
+            shared,
             placer: None,
         };
         if len < HEADER_LEN {
@@ -221,10 +275,13 @@ impl Writer {
     }
 
     /// Rewrites, crash-safely, every block of the current generation whose
-    /// file is missing or wrong; returns how many.
+    /// file is missing or wrong; returns how many. An error for one record
+    /// is logged and the others are still tried; then the first error is
+    /// returned.
     fn replay(&mut self) -> io::Result<u64> {
         let len = self.file.metadata()?.len();
         let mut restored = 0;
+        let mut first_error = None;
         let mut at = HEADER_LEN;
         while at + RECORD_HEAD as u64 <= len {
             let mut head = [0u8; RECORD_HEAD];
@@ -241,53 +298,82 @@ impl Writer {
             if BlockHash::of(&data) != hash {
                 break;
             }
-            let path = layout::block_path(&self.root, &hash);
-            if crashsafe::read_optional(&path)?.as_deref() != Some(&data[..]) {
-                let tmp = layout::create_temp(&self.root, &hash, true)?;
-                tmp.file().write_all(&data)?;
-                let _guard = self.stripes.lock(&hash);
-                tmp.commit(&path)?;
-                restored += 1;
+            match self.restore(&hash, &data) {
+                Ok(true) => restored += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(block = %hash, error = %e, "could not restore a block from the journal");
+                    first_error.get_or_insert(e);
+                }
             }
             at = data_at + size as u64;
         }
         // The records replayed stay until the checkpoint that follows.
         self.offset = at;
-        Ok(restored)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(restored),
+        }
+    }
+
+    /// Rewrites one journaled block if its file is missing or wrong.
+    fn restore(&self, hash: &BlockHash, data: &[u8]) -> io::Result<bool> {
+        let path = layout::block_path(&self.root, hash);
+        if crashsafe::read_optional(&path)?.as_deref() == Some(data) {
+            return Ok(false);
+        }
+        let (tmp, _) = layout::create_temp(&self.root, hash, true)?;
+        tmp.file().write_all(data)?;
+        let _guard = self.stripes.lock(hash);
+        tmp.commit(&path)?;
+        Ok(true)
     }
 
     /// Makes every file written so far durable, then retires all records.
     fn checkpoint(&mut self) -> io::Result<()> {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the journal is switched off"));
+        }
         if self.offset == HEADER_LEN {
             return Ok(());
         }
+        let result = self.retire();
+        if let Err(e) = &result {
+            self.shared.fail("checkpoint", e);
+        }
+        result
+    }
+
+    fn retire(&mut self) -> io::Result<()> {
         if let Some(placer) = &self.placer {
             let (done, placed) = std::sync::mpsc::sync_channel(1);
-            if placer.send(Job::Barrier(done)).is_ok() {
-                let _ = placed.recv();
-            }
+            placer
+                .send(Job::Barrier(done))
+                .map_err(|_| io::Error::other("the journal's placer stopped"))?;
+            placed
+                .recv()
+                .map_err(|_| io::Error::other("the journal's placer stopped"))?;
         }
         rustix::fs::syncfs(&self.file)?;
         self.write_header(self.generation + 1)?;
         self.offset = HEADER_LEN;
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.shared.pending).clear();
+        lock(&self.shared.new_dirs).clear();
         Ok(())
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let (jobs, queue) = std::sync::mpsc::sync_channel(PLACE_QUEUE);
-        let (root, stripes) = (self.root.clone(), self.stripes.clone());
+        let (root, stripes, shared) =
+            (self.root.clone(), self.stripes.clone(), self.shared.clone());
         let placer = std::thread::Builder::new()
             .name("keep-journal-place".into())
-            .spawn(move || place::run(root, stripes, queue));
+            .spawn(move || place::run(root, stripes, shared, queue));
         let placer = match placer {
-            Ok(t) => t,
+            Ok(t) => Some(t),
             Err(e) => {
-                tracing::error!(error = %e, "could not start the journal's placer thread");
-                return;
+                self.shared.fail("placer start", &e);
+                None
             }
         };
         self.placer = Some(jobs);
@@ -318,31 +404,39 @@ impl Writer {
                 let _ = done.send(self.checkpoint());
             }
         }
-        if let Err(e) = self.checkpoint() {
+        if !self.shared.failed.load(Ordering::SeqCst)
+            && let Err(e) = self.checkpoint()
+        {
             tracing::error!(root = %self.root.display(), error = %e, "final journal checkpoint failed; the journal is replayed at the next open");
         }
         drop(self.placer.take());
-        let _ = placer.join();
+        if let Some(t) = placer {
+            let _ = t.join();
+        }
     }
 
     /// Journals a batch and hands it to the placer, which answers each
     /// write; on a failure, answers them all with it.
     fn commit(&mut self, batch: Vec<Pending>, bytes: usize) {
-        let batch = match self.append(&batch, bytes) {
-            Ok(()) => batch,
-            Err(e) => {
-                for (_, _, done) in batch {
-                    let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
-                }
-                return;
-            }
+        let appended = if self.shared.failed.load(Ordering::SeqCst) {
+            Err(io::Error::other("the journal is switched off"))
+        } else {
+            self.append(&batch, bytes)
         };
+        if let Err(e) = appended {
+            for (_, _, done) in batch {
+                let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            return;
+        }
         if let Some(placer) = &self.placer
             && let Err(std::sync::mpsc::SendError(Job::Place(batch))) =
                 placer.send(Job::Place(batch))
         {
+            let e = io::Error::other("the journal's placer stopped");
+            self.shared.fail("placement", &e);
             for (_, _, done) in batch {
-                let _ = done.send(Err(io::Error::other("the journal's placer stopped")));
+                let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
             }
         }
     }
@@ -356,11 +450,16 @@ impl Writer {
         for (hash, data, _) in batch {
             record::encode(&mut buf, self.generation, hash, data);
         }
-        self.file.write_all_at(&buf, self.offset)?;
-        self.file.sync_data()?;
+        let written = self
+            .file
+            .write_all_at(&buf, self.offset)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.shared.fail("write", &e);
+            return Err(e);
+        }
         self.offset += buf.len() as u64;
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.extend(batch.iter().map(|(h, _, _)| *h));
+        lock(&self.shared.pending).extend(batch.iter().map(|(h, _, _)| *h));
         Ok(())
     }
 }

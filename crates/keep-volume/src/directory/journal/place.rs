@@ -13,6 +13,7 @@ use keep_locator::BlockHash;
 use tokio::sync::oneshot;
 
 use super::super::{Stripes, layout};
+use super::{Shared, lock};
 
 /// A journaled write waiting for its file and its answer.
 pub(crate) type Pending = (BlockHash, Bytes, oneshot::Sender<io::Result<()>>);
@@ -26,12 +27,12 @@ pub(crate) enum Job {
 }
 
 /// Runs the placer until its queue closes.
-pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, jobs: Receiver<Job>) {
+pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, jobs: Receiver<Job>) {
     for job in jobs {
         match job {
             Job::Place(batch) => {
                 for (hash, data, done) in batch {
-                    let _ = done.send(place(&root, &stripes, &hash, &data));
+                    let _ = done.send(place(&root, &stripes, &shared, &hash, &data));
                 }
             }
             Job::Barrier(done) => {
@@ -44,7 +45,13 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, jobs: Receiver<Job>) {
 /// Writes a journaled block's file: temporary file and rename, no flush.
 /// A file already holding these bytes is only touched (its mtime set to
 /// now), as a plain write of an existing block would do.
-fn place(root: &Path, stripes: &Stripes, hash: &BlockHash, data: &[u8]) -> io::Result<()> {
+fn place(
+    root: &Path,
+    stripes: &Stripes,
+    shared: &Shared,
+    hash: &BlockHash,
+    data: &[u8],
+) -> io::Result<()> {
     let path = layout::block_path(root, hash);
     if let Ok(existing) = std::fs::read(&path)
         && existing == data
@@ -59,8 +66,12 @@ fn place(root: &Path, stripes: &Stripes, hash: &BlockHash, data: &[u8]) -> io::R
         }
     }
     // A new folder needs no flush now: the checkpoint's `syncfs` makes it
-    // durable, and a replay makes it again.
-    let tmp = layout::create_temp(root, hash, false)?;
+    // durable, and a replay makes it again. Until then a plain write into
+    // it flushes the root itself (see `Journal::dir_is_new`).
+    let (tmp, made_dir) = layout::create_temp(root, hash, false)?;
+    if made_dir {
+        lock(&shared.new_dirs).insert(layout::block_dir(root, hash));
+    }
     tmp.file().write_all(data)?;
     let _guard = stripes.lock(hash);
     tmp.commit_unsynced(&path)
