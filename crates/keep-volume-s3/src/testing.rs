@@ -81,7 +81,7 @@ impl Moto {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("{} exited at start with {status}", self.exe.display());
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if answers_http(self.port) {
                 return;
             }
             assert!(
@@ -98,6 +98,26 @@ impl Drop for Moto {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether an HTTP server answers on `port`. A bare TCP connect is not
+/// enough: to a port in the ephemeral range on which nothing listens yet,
+/// a connect can meet itself (same source and destination port), or some
+/// other process that briefly holds the port.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = [0u8; 5];
+    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && &head == b"HTTP/"
 }
 
 /// `$KEEP_TEST_MOTO`, else `moto_server` on `PATH`; panics with an install
