@@ -17,6 +17,12 @@ pub(crate) fn block_path(root: &Path, hash: &BlockHash) -> PathBuf {
     root.join(&hex[..3]).join(hex)
 }
 
+/// A stored block's path relative to the root: `<first 3 hex>/<md5>`.
+pub(crate) fn block_rel(hash: &BlockHash) -> String {
+    let hex = hash.to_hex();
+    format!("{}/{hex}", &hex[..3])
+}
+
 /// The path of a block's checksum sidecar (`<md5>.b3`).
 pub(crate) fn sidecar_path(root: &Path, hash: &BlockHash) -> PathBuf {
     let hex = hash.to_hex();

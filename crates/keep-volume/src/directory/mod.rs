@@ -143,6 +143,7 @@ impl DirVolume {
         if removed > 0 {
             tracing::info!(root = %root.display(), removed, "cleaned up after interrupted writes");
         }
+        let nowait = Arc::new(nowait::Gate::new(&root)?);
         let stripes = Arc::new(Stripes::new());
         let journal = journal::Journal::open(&root, stripes.clone())?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -156,7 +157,7 @@ impl DirVolume {
                 min_free: opts.min_free_bytes,
                 stripes,
                 journal,
-                nowait: Arc::default(),
+                nowait,
                 status: Mutex::new(None),
                 _lock: lock,
             }),
@@ -264,15 +265,15 @@ impl Volume for DirVolume {
     }
 
     async fn open(&self, hash: &BlockHash) -> Result<BlockReader, VolumeError> {
-        let path = layout::block_path(&self.inner.root, hash);
-        let sidecar = layout::sidecar_path(&self.inner.root, hash);
         // From the kernel's caches without waiting if it can (no trip to
         // a blocking thread at all), else one trip: small blocks are read
         // right away.
         let gate = &self.inner.nowait;
-        if let nowait::Attempt::Done(opened) = read::open_nowait(gate, &path, &sidecar)? {
+        if let nowait::Attempt::Done(opened) = read::open_nowait(gate, &layout::block_rel(hash))? {
             return Ok(read::reader(gate.clone(), opened));
         }
+        let path = layout::block_path(&self.inner.root, hash);
+        let sidecar = layout::sidecar_path(&self.inner.root, hash);
         let opened = self.blocking(move |_| read::open(&path, &sidecar)).await?;
         Ok(read::reader(gate.clone(), opened))
     }

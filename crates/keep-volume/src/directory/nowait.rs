@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, IoSliceMut};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,6 +27,9 @@ use rustix::io::{Errno, ReadWriteFlags};
 /// for that volume only, the first time the kernel refuses them.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
+    /// The folder relative paths start from (the volume root), so a lookup
+    /// walks two components instead of the whole absolute path.
+    root: Option<OwnedFd>,
     unsupported: AtomicBool,
 }
 
@@ -38,6 +42,19 @@ pub(crate) enum Attempt<T> {
 }
 
 impl Gate {
+    /// A gate whose relative paths start at `root`.
+    pub(crate) fn new(root: &Path) -> io::Result<Gate> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Gate {
+            root: Some(fd),
+            unsupported: AtomicBool::new(false),
+        })
+    }
+
     /// Whether the fast path is on.
     pub(crate) fn enabled(&self) -> bool {
         !self.unsupported.load(Ordering::Relaxed)
@@ -57,7 +74,8 @@ impl Gate {
         }
     }
 
-    /// Opens `path` for reading if the kernel can resolve it from its
+    /// Opens `path` (relative to the root, or absolute) for reading if the
+    /// kernel can resolve it from its
     /// caches alone. A missing file is an `Err(NotFound)` only when the
     /// kernel knows for sure (a cached negative entry); otherwise it is
     /// `WouldBlock`. The file is opened with `O_NOATIME`, so reading it
@@ -68,8 +86,12 @@ impl Gate {
         if !self.enabled() {
             return Ok(Attempt::WouldBlock);
         }
+        let dir = match &self.root {
+            Some(fd) => fd.as_fd(),
+            None => rustix::fs::CWD,
+        };
         match rustix::fs::openat2(
-            rustix::fs::CWD,
+            dir,
             path,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOATIME,
             Mode::empty(),

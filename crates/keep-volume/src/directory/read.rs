@@ -53,13 +53,11 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
 }
 
 /// [`open`] done on the async worker, if the kernel can do all of it
-/// from its caches (see [`nowait`]); `WouldBlock` sends the caller to
-/// [`open`] on a blocking thread.
-pub(crate) fn open_nowait(
-    gate: &Gate,
-    path: &Path,
-    sidecar: &Path,
-) -> Result<Attempt<Opened>, VolumeError> {
+/// from its caches (see [`super::nowait`]); `WouldBlock` sends the caller
+/// to [`open`] on a blocking thread. `rel` is the block's path relative to
+/// the gate's root; its sidecar is `rel` + `.b3`.
+pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, VolumeError> {
+    let path = Path::new(rel);
     let file = match gate.open(path).map_err(crate::error::not_found_or_io)? {
         Attempt::Done(f) => f,
         Attempt::WouldBlock => return Ok(Attempt::WouldBlock),
@@ -75,7 +73,7 @@ pub(crate) fn open_nowait(
     if size <= CHUNK_SIZE as u64 {
         return Ok(Attempt::Done(Opened::File(file, size, None)));
     }
-    let side = match gate.open(sidecar) {
+    let side = match gate.open(Path::new(&format!("{rel}.b3"))) {
         Ok(Attempt::Done(f)) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Attempt::Done(Opened::File(file, size, None)));
@@ -236,7 +234,8 @@ mod tests {
     #[test]
     fn nowait_open_agrees_with_blocking_open() {
         let dir = tempfile::tempdir().unwrap();
-        let gate = Gate::default();
+        // Relative to the gate's root, as the volume opens blocks.
+        let gate = Gate::new(dir.path()).unwrap();
         let sizes = [
             0usize,
             1,
@@ -257,7 +256,7 @@ mod tests {
                 std::fs::write(&side, s.finish().encode()).unwrap();
             }
             let slow = describe(open(&path, &side).unwrap());
-            match open_nowait(&gate, &path, &side).unwrap() {
+            match open_nowait(&gate, &format!("b{i}")).unwrap() {
                 Attempt::Done(fast) => assert_eq!(describe(fast), slow, "size {size}"),
                 Attempt::WouldBlock => assert!(!gate.enabled(), "all of it is cached"),
             }
@@ -271,7 +270,7 @@ mod tests {
             Err(VolumeError::NotFound)
         ));
         assert!(matches!(
-            open_nowait(&gate, &missing, &missing),
+            open_nowait(&gate, "missing"),
             Err(VolumeError::NotFound) | Ok(Attempt::WouldBlock)
         ));
     }
