@@ -290,7 +290,14 @@ impl Volume for DirVolume {
                 .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
         {
             let data = collect(body).await?;
-            return self.inner.journal.write(hash, data).await;
+            match self.inner.journal.write(hash, data.clone()).await {
+                // Switched off while this write waited: write it plainly.
+                Err(e) if !self.inner.journal.usable() => {
+                    tracing::warn!(block = %hash, error = %e, "journal write failed; writing the block without it");
+                    body = BlockBody::from_bytes(hash, data);
+                }
+                done => return done,
+            }
         }
         // Blocks over one chunk get a checksum sidecar (see `sums`).
         let summing = body.declared_len().is_none_or(|n| n > CHUNK_SIZE as u64);
