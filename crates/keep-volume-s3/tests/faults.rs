@@ -7,11 +7,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use keep_locator::BlockHash;
 use keep_volume::conformance::{self, get, put, test_data};
-use keep_volume::{BlockBody, Volume, VolumeError, VolumeParams};
+use keep_volume::{Volume, VolumeError, VolumeParams};
 use keep_volume_s3::S3Volume;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -190,17 +189,8 @@ async fn a_put_carries_length_and_md5_and_streams() {
         .await
         .unwrap();
     let data = test_data(2 * keep_volume::CHUNK_SIZE + 5, 3);
-    let hash = BlockHash::of(&data);
-    let frames: Vec<_> = data
-        .chunks(10_000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let body = BlockBody::new(
-        hash,
-        Some(data.len() as u64),
-        futures::stream::iter(frames).boxed(),
-    );
-    vol.write(&hash, body).await.unwrap();
+    // In frames of 10,000 bytes: the body streams, it is not one buffer.
+    let hash = put(&vol, &data, 10_000).await.unwrap();
     let seen = seen.lock().unwrap().clone();
     let data_put = seen
         .iter()
