@@ -51,30 +51,31 @@ pub(crate) fn temp_name(hash: &BlockHash) -> String {
 }
 
 /// A new temporary file for writing `hash`, in the block's folder, which
-/// is made if missing (it usually exists: one `open`, no `mkdir`), and
-/// whether this call made the folder. With `durable_dir`, a new folder is
-/// flushed into its parent at once; without, the caller makes it durable
-/// later (a journal checkpoint).
+/// is made if missing (it usually exists: one `open`, no `mkdir`). A new
+/// folder is flushed into the root at once, unless `defer_dir` is given:
+/// then the folder is handed to it (before it is made, so no other writer
+/// can find it unrecorded) and making it durable is the caller's job.
 pub(crate) fn create_temp(
     root: &Path,
     hash: &BlockHash,
-    durable_dir: bool,
-) -> std::io::Result<(crate::crashsafe::TempFile, bool)> {
+    defer_dir: Option<&dyn Fn(&Path)>,
+) -> std::io::Result<crate::crashsafe::TempFile> {
     use crate::crashsafe::{self, TempFile};
     let dir = block_dir(root, hash);
     match TempFile::create(&dir, &temp_name(hash)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let made = match std::fs::create_dir(&dir) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(e),
-            };
-            if made && durable_dir {
-                crashsafe::sync_dir(root)?;
+            if let Some(record) = defer_dir {
+                record(&dir);
             }
-            Ok((TempFile::create(&dir, &temp_name(hash))?, made))
+            match std::fs::create_dir(&dir) {
+                Ok(()) if defer_dir.is_none() => crashsafe::sync_dir(root)?,
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            TempFile::create(&dir, &temp_name(hash))
         }
-        other => Ok((other?, false)),
+        other => other,
     }
 }
 

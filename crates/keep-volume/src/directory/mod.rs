@@ -212,8 +212,7 @@ impl Writing {
 
     fn temp(&mut self, inner: &Inner, hash: &BlockHash) -> std::io::Result<&TempFile> {
         if self.tmp.is_none() {
-            let (tmp, _) = layout::create_temp(&inner.root, hash, true)?;
-            self.tmp = Some(tmp);
+            self.tmp = Some(layout::create_temp(&inner.root, hash, None)?);
         }
         Ok(self
             .tmp
@@ -341,13 +340,7 @@ impl Volume for DirVolume {
             let path = layout::block_path(&inner.root, &hash);
             let _guard = inner.lock(&hash);
             let file = File::open(&path).map_err(not_found_or_io)?;
-            let now = SystemTime::now();
-            file.set_times(
-                std::fs::FileTimes::new()
-                    .set_modified(now)
-                    .set_accessed(now),
-            )?;
-            Ok(())
+            Ok(set_times_now(&file)?)
         })
         .await
     }
@@ -464,6 +457,16 @@ impl Volume for DirVolume {
         })
         .await
     }
+}
+
+/// Sets a block file's mtime (and atime) to now.
+pub(crate) fn set_times_now(file: &File) -> std::io::Result<()> {
+    let now = SystemTime::now();
+    file.set_times(
+        std::fs::FileTimes::new()
+            .set_modified(now)
+            .set_accessed(now),
+    )
 }
 
 /// A small body, whole and verified.

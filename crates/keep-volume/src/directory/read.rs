@@ -198,21 +198,12 @@ fn fill(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads up to `want` bytes at `offset` into a new buffer; fewer only at
-/// end of file. The buffer is not zeroed first: the kernel fills its spare
-/// capacity.
+/// Reads up to `want` bytes (a small block: at most [`READ_AT_OPEN`]) at
+/// `offset` into a new buffer; fewer only at end of file. Blocking.
 fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Bytes> {
-    let mut buf: Vec<u8> = Vec::with_capacity(want);
-    while buf.len() < want {
-        let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    buf.truncate(want);
+    let mut buf = vec![0; want];
+    let n = fill(file, offset, &mut buf)?;
+    buf.truncate(n);
     Ok(Bytes::from(buf))
 }
 

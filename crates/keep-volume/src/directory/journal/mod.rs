@@ -47,7 +47,7 @@ mod record;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,6 +208,13 @@ fn stopped() -> VolumeError {
     VolumeError::Unavailable("the volume's journal has stopped".into())
 }
 
+/// Answers every write of `batch` with (a copy of) `e`.
+fn fail_all(batch: Vec<Pending>, e: &io::Error) {
+    for (_, _, done) in batch {
+        let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -318,14 +325,10 @@ impl Writer {
 
     /// Rewrites one journaled block if its file is missing or wrong.
     fn restore(&self, hash: &BlockHash, data: &[u8]) -> io::Result<bool> {
-        let path = layout::block_path(&self.root, hash);
-        if crashsafe::read_optional(&path)?.as_deref() == Some(data) {
+        if place::holds(&layout::block_path(&self.root, hash), data) {
             return Ok(false);
         }
-        let (tmp, _) = layout::create_temp(&self.root, hash, true)?;
-        tmp.file().write_all(data)?;
-        let _guard = self.stripes.lock(hash);
-        tmp.commit(&path)?;
+        place::write_file(&self.root, &self.stripes, hash, data, None)?;
         Ok(true)
     }
 
@@ -424,9 +427,7 @@ impl Writer {
             self.append(&batch, bytes)
         };
         if let Err(e) = appended {
-            for (_, _, done) in batch {
-                let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
-            }
+            fail_all(batch, &e);
             return;
         }
         if let Some(placer) = &self.placer
@@ -435,9 +436,7 @@ impl Writer {
         {
             let e = io::Error::other("the journal's placer stopped");
             self.shared.fail("placement", &e);
-            for (_, _, done) in batch {
-                let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
-            }
+            fail_all(batch, &e);
         }
     }
 

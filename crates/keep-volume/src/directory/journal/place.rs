@@ -6,13 +6,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use keep_locator::BlockHash;
 use tokio::sync::oneshot;
 
-use super::super::{Stripes, layout};
+use super::super::{Stripes, layout, set_times_now};
 use super::{Shared, lock};
 
 /// A journaled write waiting for its file and its answer.
@@ -42,9 +41,9 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, job
     }
 }
 
-/// Writes a journaled block's file: temporary file and rename, no flush.
-/// A file already holding these bytes is only touched (its mtime set to
-/// now), as a plain write of an existing block would do.
+/// Places a journaled block's file without flushing it. A file already
+/// holding these bytes is only touched (its mtime set to now), as a plain
+/// write of an existing block would do.
 fn place(
     root: &Path,
     stripes: &Stripes,
@@ -53,26 +52,43 @@ fn place(
     data: &[u8],
 ) -> io::Result<()> {
     let path = layout::block_path(root, hash);
-    if let Ok(existing) = std::fs::read(&path)
-        && existing == data
-    {
+    if holds(&path, data) {
         let _guard = stripes.lock(hash);
-        let now = SystemTime::now();
-        let times = std::fs::FileTimes::new()
-            .set_modified(now)
-            .set_accessed(now);
-        if File::open(&path).and_then(|f| f.set_times(times)).is_ok() {
+        if File::open(&path).and_then(|f| set_times_now(&f)).is_ok() {
             return Ok(());
         }
     }
     // A new folder needs no flush now: the checkpoint's `syncfs` makes it
     // durable, and a replay makes it again. Until then a plain write into
     // it flushes the root itself (see `Journal::dir_is_new`).
-    let (tmp, made_dir) = layout::create_temp(root, hash, false)?;
-    if made_dir {
-        lock(&shared.new_dirs).insert(layout::block_dir(root, hash));
-    }
+    let record = |dir: &Path| {
+        lock(&shared.new_dirs).insert(dir.to_owned());
+    };
+    write_file(root, stripes, hash, data, Some(&record))
+}
+
+/// Whether the file at `path` holds exactly `data`.
+pub(super) fn holds(path: &Path, data: &[u8]) -> bool {
+    std::fs::read(path).is_ok_and(|existing| existing == data)
+}
+
+/// Writes `data` as `hash`'s file: a temporary file, renamed into place
+/// under the block's lock. With `defer_dir`, nothing is flushed (new
+/// folders are handed to it); without, the file, its folder and any new
+/// folder are flushed the crash-safe way.
+pub(super) fn write_file(
+    root: &Path,
+    stripes: &Stripes,
+    hash: &BlockHash,
+    data: &[u8],
+    defer_dir: Option<&dyn Fn(&Path)>,
+) -> io::Result<()> {
+    let tmp = layout::create_temp(root, hash, defer_dir)?;
     tmp.file().write_all(data)?;
     let _guard = stripes.lock(hash);
-    tmp.commit_unsynced(&path)
+    let path = layout::block_path(root, hash);
+    match defer_dir {
+        Some(_) => tmp.commit_unsynced(&path),
+        None => tmp.commit(&path),
+    }
 }
