@@ -125,11 +125,11 @@ fn a_local_cluster_replicates_forwards_survives_a_kill_and_stops_cleanly() {
         let peer = order.into_iter().find(|i| *i != 0).unwrap();
         let mut want = vec![0, peer];
         want.sort();
-        assert_eq!(
-            holders(&c, &hash.to_hex()),
-            want,
-            "block {i} on the wrong nodes"
-        );
+        // A small block's file is placed moments after its answer.
+        let held = wait_for(&format!("block {i}'s two files"), 10, || {
+            Some(holders(&c, &hash.to_hex())).filter(|h| h.len() >= 2)
+        });
+        assert_eq!(held, want, "block {i} on the wrong nodes");
         blocks.push((data, r.text()));
     }
 
@@ -203,7 +203,9 @@ fn a_local_cluster_replicates_forwards_survives_a_kill_and_stops_cleanly() {
             "a dead peer cost {:?}",
             started.elapsed()
         );
-        let held = holders(&c, &md5_hex(&data));
+        let held = wait_for("the two files", 10, || {
+            Some(holders(&c, &md5_hex(&data))).filter(|h| h.len() >= 2)
+        });
         assert_eq!(held, vec![0, 1], "the copies went to the live nodes");
     }
 

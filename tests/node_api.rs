@@ -80,9 +80,11 @@ fn put_then_get_round_trips_with_signatures() {
             (200, Some(size.to_string().as_str()))
         );
     }
-    // Bytes on disk: Arvados's layout, content matching the names.
-    let on_disk = blocks_on_disk(&node.volumes[0]);
-    assert_eq!(on_disk.len(), 7);
+    // Bytes on disk: Arvados's layout, content matching the names. (A
+    // small block's file is placed moments after its answer.)
+    let on_disk = wait_for("7 block files", 10, || {
+        Some(blocks_on_disk(&node.volumes[0])).filter(|b| b.len() == 7)
+    });
     assert!(on_disk.iter().all(|(name, md5)| name == md5));
 }
 
@@ -148,18 +150,20 @@ fn rewriting_a_stored_block_only_refreshes_its_mtime() {
         let hex = md5_hex(&data);
         node.client().put_block(&data);
         let path = node.volumes[0].join(&hex[..3]).join(&hex);
-        let before = std::fs::metadata(&path).unwrap();
+        let before = wait_for("the block's file", 10, || std::fs::metadata(&path).ok());
         std::thread::sleep(std::time::Duration::from_millis(20));
         node.client().put_block(&data);
-        let after = std::fs::metadata(&path).unwrap();
+        // A small block's touch comes with its placing, moments after the
+        // answer (a trash waits for it).
+        let after = wait_for("a refreshed mtime", 10, || {
+            std::fs::metadata(&path)
+                .ok()
+                .filter(|m| m.modified().unwrap() > before.modified().unwrap())
+        });
         assert_eq!(
             before.ino(),
             after.ino(),
             "{size}: the file was not rewritten"
-        );
-        assert!(
-            after.modified().unwrap() > before.modified().unwrap(),
-            "{size}: mtime refreshed"
         );
     }
 }
@@ -173,14 +177,16 @@ fn a_corrupt_stored_copy_is_replaced_by_a_verified_upload() {
         let hex = md5_hex(&data);
         node.client().put_block(&data);
         let path = node.volumes[0].join(&hex[..3]).join(&hex);
+        wait_for("the block's file", 10, || {
+            std::fs::read(&path).ok().filter(|d| *d == data)
+        });
         let mut bad = data.clone();
         bad[size / 2 + 5] ^= 0xff;
         std::fs::write(&path, &bad).unwrap();
         node.client().put_block(&data);
-        assert!(
-            std::fs::read(&path).unwrap() == data,
-            "{size}: the bad copy was rewritten"
-        );
+        wait_for("the bad copy rewritten", 10, || {
+            std::fs::read(&path).ok().filter(|d| *d == data)
+        });
     }
 }
 
@@ -201,11 +207,11 @@ fn corrupt_blocks_are_never_served_and_are_moved_aside() {
     let small = random_bytes(1000, 11);
     let loc = client.put_block(&small);
     let hex = md5_hex(&small);
-    let holder = vols
-        .iter()
-        .find(|v| v.join(&hex[..3]).join(&hex).exists())
-        .unwrap()
-        .clone();
+    let holder = wait_for("the block's file", 10, || {
+        vols.iter()
+            .find(|v| v.join(&hex[..3]).join(&hex).exists())
+            .cloned()
+    });
     let other = vols.iter().find(|v| **v != holder).unwrap().clone();
     std::fs::create_dir_all(other.join(&hex[..3])).unwrap();
     std::fs::copy(
@@ -418,9 +424,16 @@ fn writes_spread_over_volumes_in_rendezvous_order() {
         let mut order = keep_locator::placement::permuted_order(&hash, &uuids);
         order.reverse();
         let hex = hash.to_hex();
-        assert!(
-            vols[order[0]].join(&hex[..3]).join(&hex).exists(),
-            "block {i} on the first volume in order"
+        wait_for(
+            &format!("block {i} on the first volume in order"),
+            10,
+            || {
+                vols[order[0]]
+                    .join(&hex[..3])
+                    .join(&hex)
+                    .exists()
+                    .then_some(())
+            },
         );
     }
 }

@@ -121,7 +121,11 @@ fn writes_fail_over_while_the_store_is_down_and_s3_serves_again_after() {
         .iter()
         .filter(|l| c.get(&format!("/{l}")).status != 200)
         .count();
-    let on_disk = keep_tests::blocks_on_disk(&tmp.path().join("disk")).len();
+    // (A small block's file is placed moments after its answer.)
+    let on_disk = keep_tests::wait_for("the disk-held blocks' files", 10, || {
+        Some(keep_tests::blocks_on_disk(&tmp.path().join("disk")).len())
+            .filter(|n| *n >= 8 + (8 - unreadable))
+    });
     assert_eq!(
         on_disk,
         8 + (8 - unreadable),

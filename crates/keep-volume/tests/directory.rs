@@ -35,6 +35,9 @@ async fn arvados_layout_on_disk() {
     let hash = put(&vol, &bytes::Bytes::from_static(b"foo"), 3)
         .await
         .unwrap();
+    // A small block's file is placed moments after the answer; an index
+    // waits for it.
+    assert_eq!(conformance::index(&vol, "").await.len(), 1);
     let path = tmp.path().join("acb/acbd18db4cc2f85cedef654fccc4a4d8");
     assert_eq!(std::fs::read(&path).unwrap(), b"foo");
     vol.trash(&hash, None).await.unwrap();
@@ -168,17 +171,20 @@ async fn small_writes_survive_a_crash_through_the_journal() {
         let hex = h.to_hex();
         tmp.path().join(&hex[..3]).join(hex)
     };
+    assert_eq!(conformance::index(&vol, "").await.len(), blocks.len());
     for (h, b) in hashes.iter().zip(&blocks) {
         assert_eq!(
             std::fs::read(path_of(h)).unwrap(),
             &b[..],
-            "visible at once"
+            "in place once an index has waited for the placer"
         );
     }
-    // The journal as the crash left it, with the last record torn.
+    // The journal as the crash left it, with the last record torn: records
+    // follow a 4 KiB header, each 32 bytes of head and then the data.
     let mut journal = std::fs::read(tmp.path().join(JOURNAL)).unwrap();
-    let torn = journal.len() - 10;
-    journal[torn] ^= 0xff;
+    let records_end = 4096 + blocks.iter().map(|b| 32 + b.len()).sum::<usize>();
+    assert!(journal.len() >= records_end);
+    journal[records_end - 10] ^= 0xff;
     drop(vol);
     std::fs::write(tmp.path().join(JOURNAL), &journal).unwrap();
     // Lost data: one file missing, the others empty or cut short.

@@ -4,8 +4,9 @@
 //! directory is served as it is. Blocks over 64 KiB are written through
 //! [`crate::crashsafe`]: visible whole or not at all. Blocks up to 64 KiB go
 //! through the volume's journal (`journal`): durable in the journal when
-//! acknowledged, visible whole in their files at once, and flushed in place
-//! by the next checkpoint. A crash can leave such a file empty or short
+//! acknowledged, readable at once (from memory until the journal's placer
+//! has written their files, whole, moments later), and flushed in place by
+//! the next checkpoint. A crash can leave such a file empty or short
 //! under its final name until the next open replays the journal, so a
 //! directory handed back to Arvados's keepstore must first have been closed
 //! cleanly by this one (the close checkpoints).
@@ -268,6 +269,9 @@ impl Volume for DirVolume {
         // a blocking thread at all), else one trip: small blocks are read
         // right away.
         let gate = &self.inner.nowait;
+        if let Some(data) = self.inner.journal.unplaced(hash) {
+            return Ok(read::reader(gate.clone(), read::Opened::Whole(data)));
+        }
         if let nowait::Attempt::Done(opened) = read::open_nowait(gate, &layout::block_rel(hash))? {
             return Ok(read::reader(gate.clone(), opened));
         }
@@ -337,6 +341,9 @@ impl Volume for DirVolume {
         self.check_writable()?;
         let hash = *hash;
         self.blocking(move |inner| {
+            if inner.journal.unplaced(&hash).is_some() {
+                inner.journal.settle()?;
+            }
             let path = layout::block_path(&inner.root, &hash);
             let _guard = inner.lock(&hash);
             let file = File::open(&path).map_err(not_found_or_io)?;
@@ -346,8 +353,13 @@ impl Volume for DirVolume {
     }
 
     async fn mtime(&self, hash: &BlockHash) -> Result<i64, VolumeError> {
-        let path = layout::block_path(&self.inner.root, hash);
-        self.blocking(move |_| {
+        let hash = *hash;
+        self.blocking(move |inner| {
+            // The file's mtime, which a trash may be asked to match.
+            if inner.journal.unplaced(&hash).is_some() {
+                inner.journal.settle()?;
+            }
+            let path = layout::block_path(&inner.root, &hash);
             let meta = std::fs::metadata(&path).map_err(not_found_or_io)?;
             Ok(to_unix_nanos(meta.modified()?))
         })
@@ -413,8 +425,12 @@ impl Volume for DirVolume {
             return Ok(());
         }
         let prefix = prefix.to_owned();
-        self.blocking(move |inner| Ok(scan::index(&inner.root, &prefix, &out)?))
-            .await
+        self.blocking(move |inner| {
+            // Every block answered before the index began is in its file.
+            inner.journal.settle()?;
+            Ok(scan::index(&inner.root, &prefix, &out)?)
+        })
+        .await
     }
 
     async fn status(&self) -> Result<VolumeStatus, VolumeError> {
@@ -480,4 +496,64 @@ async fn collect(mut body: BlockBody) -> Result<Bytes, VolumeError> {
         1 => parts.swap_remove(0),
         _ => parts.concat().into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{get, index, put, test_data};
+
+    /// A small block is answered once its journal record is flushed. Until
+    /// the placer has written its file (held up here by the block's stripe
+    /// lock) it is read, touched and dated from memory, and an index waits
+    /// for the placer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answered_block_is_served_before_its_file_is_placed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = DirVolume::open(DirOptions {
+            root: tmp.path().to_owned(),
+            params: VolumeParams::new("zzzzz-nyw5e-000000000000000"),
+            min_free_bytes: 0,
+        })
+        .unwrap();
+        let data = test_data(5000, 3);
+        let hash = BlockHash::of(&data);
+        let path = layout::block_path(vol.root(), &hash);
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let stripes = vol.inner.stripes.clone();
+        let holder = std::thread::spawn(move || {
+            let _guard = stripes.lock(&hash);
+            locked.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_locked.recv().unwrap();
+
+        assert_eq!(put(&vol, &data, 5000).await.unwrap(), hash);
+        assert!(!path.exists(), "the placer waits for the lock");
+        assert!(get(&vol, &hash).await.unwrap() == data[..]);
+        // A touch, an index and an mtime wait for the file.
+        let touched = crate::unix_nanos_now();
+        let touching = tokio::spawn({
+            let vol = vol.clone();
+            async move { vol.touch(&hash).await }
+        });
+        let indexing = tokio::spawn({
+            let vol = vol.clone();
+            async move { index(&vol, "").await }
+        });
+        let dating = tokio::spawn({
+            let vol = vol.clone();
+            async move { vol.mtime(&hash).await }
+        });
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        touching.await.unwrap().unwrap();
+        let entries = indexing.await.unwrap();
+        assert_eq!(entries.len(), 1, "the index waited for the file");
+        assert_eq!(std::fs::read(&path).unwrap(), &data[..]);
+        let mtime = dating.await.unwrap().unwrap();
+        assert!(mtime >= touched, "touched: {mtime} < {touched}");
+        assert!(vol.inner.journal.unplaced(&hash).is_none());
+    }
 }

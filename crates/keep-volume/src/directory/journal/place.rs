@@ -14,13 +14,13 @@ use tokio::sync::oneshot;
 use super::super::{Stripes, layout, set_times_now};
 use super::{Shared, lock};
 
-/// A journaled write waiting for its file and its answer.
+/// A write waiting to be journaled and answered.
 pub(crate) type Pending = (BlockHash, Bytes, oneshot::Sender<io::Result<()>>);
 
 /// What the placer thread is asked to do.
 pub(crate) enum Job {
-    /// Write these blocks' files and answer each write.
-    Place(Vec<Pending>),
+    /// Write these journaled (and answered) blocks' files.
+    Place(Vec<(BlockHash, Bytes)>),
     /// Answer once every earlier job is done.
     Barrier(SyncSender<()>),
 }
@@ -30,8 +30,18 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, job
     for job in jobs {
         match job {
             Job::Place(batch) => {
-                for (hash, data, done) in batch {
-                    let _ = done.send(place(&root, &stripes, &shared, &hash, &data));
+                for (hash, data) in batch {
+                    match place(&root, &stripes, &shared, &hash, &data) {
+                        Ok(()) => {
+                            lock(&shared.unplaced).remove(&hash);
+                        }
+                        // It stays readable from memory, and in the journal
+                        // for the next open.
+                        Err(e) => {
+                            tracing::error!(block = %hash, error = %e, "could not place a journaled block");
+                            shared.fail("placement", &e);
+                        }
+                    }
                 }
             }
             Job::Barrier(done) => {
