@@ -364,6 +364,10 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         args,
     };
     eprintln!("xtask: bench on {}", machine.describe());
+    let recent = recent_deletes_note(&out_dir);
+    if let Some(note) = &recent {
+        eprint!("xtask: {note}");
+    }
     let load_start = machine::load_average();
 
     let mut compare = None;
@@ -378,7 +382,7 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
     }
     let load_end = machine::load_average();
 
-    let mut text = String::new();
+    let mut text = recent.unwrap_or_default();
     if let Some(c) = &compare {
         text.push_str(&compare_text(c, machine.cores));
     }
@@ -419,6 +423,25 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
     std::fs::write(out_dir.join("latest.json"), &body)?;
     eprintln!("xtask: wrote {} and latest.json", file.display());
     Ok(())
+}
+
+/// A warning when the previous run (which deleted its files when it
+/// ended, as `latest.json` was written) ended under 5 minutes ago: ext4
+/// without a journal skips inodes deleted in the last 60 s (300 s while
+/// their inode-table block is dirty) when it creates files, so small PUTs,
+/// the node's and nginx's alike, run slower for a while.
+fn recent_deletes_note(out_dir: &std::path::Path) -> Option<String> {
+    let ago = std::fs::metadata(out_dir.join("latest.json"))
+        .and_then(|m| m.modified())
+        .ok()?
+        .elapsed()
+        .ok()?;
+    (ago.as_secs() < 300).then(|| {
+        format!(
+            "note: the previous run ended {} s ago and deleted its files; on ext4 without a journal, file creation avoids recently freed inodes for up to 5 minutes, which slows small PUTs\n",
+            ago.as_secs()
+        )
+    })
 }
 
 impl Bench {

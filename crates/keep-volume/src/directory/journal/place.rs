@@ -27,6 +27,7 @@ pub(crate) enum Job {
 
 /// Runs the placer until its queue closes.
 pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, jobs: Receiver<Job>) {
+    yield_to_writes();
     for job in jobs {
         match job {
             Job::Place(batch) => {
@@ -48,6 +49,23 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, job
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// How much nicer than the rest of the process the placer runs.
+const PLACER_NICE: i32 = 5;
+
+/// Lowers this thread's CPU priority. Placing is off every write's wait
+/// (the writes are answered already) and bounded by its queue, so when the
+/// cores are busy it should come after the threads a client is waiting on:
+/// on the development VM, 4 KiB PUTs went from 12.9k to 14.7k/s (mean of
+/// three alternating runs each). If the queue fills, the journal waits for
+/// the placer, which then still gets its share of the CPU.
+fn yield_to_writes() {
+    let me = rustix::thread::gettid();
+    let nice = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(Some(me), nice + PLACER_NICE) {
+        tracing::debug!(error = %e, "could not lower the journal placer's priority");
     }
 }
 
