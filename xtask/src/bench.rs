@@ -153,13 +153,13 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
 }
 
 /// Requests per phase and untimed warm-up requests for one size: about
-/// 2 GiB per phase (128 MiB with `--quick`), at most 10000 (1000), at least
+/// 2 GiB per phase (128 MiB with `--quick`), at most 30000 (1000), at least
 /// one per worker; warm-up up to the concurrency, at most ~128 MiB.
 fn plan(size: u64, concurrency: usize, quick: bool) -> (u64, usize) {
     let (bytes, most) = if quick {
         (128u64 << 20, 1000)
     } else {
-        (2u64 << 30, 10_000)
+        (2u64 << 30, 30_000)
     };
     let count = (bytes / size).clamp(concurrency as u64, most.max(concurrency as u64));
     let warmup = ((128u64 << 20) / size).clamp(1, concurrency as u64) as usize;

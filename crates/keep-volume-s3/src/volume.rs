@@ -156,6 +156,7 @@ fn reader(size: u64, resp: reqwest::Response, patience: Duration) -> BlockReader
         size,
         chunks: chunks.boxed(),
         sums: None,
+        copy: None,
     }
 }
 
@@ -280,7 +281,15 @@ impl Volume for S3Volume {
             .map_err(VolumeError::Unavailable)
     }
 
-    async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+    /// S3 cannot delete only a given version of an object here, so `copy`
+    /// is not used: a repair PUT racing the quarantine can be moved aside
+    /// too (its client was answered; the next GET of the block finds
+    /// it missing and other copies, or a pull, restore it).
+    async fn quarantine(
+        &self,
+        hash: &BlockHash,
+        _copy: Option<keep_volume::CopyId>,
+    ) -> Result<(), VolumeError> {
         self.inner.quarantine(hash).await
     }
 }

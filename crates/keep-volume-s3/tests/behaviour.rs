@@ -49,7 +49,7 @@ async fn arvados_keys_in_the_bucket() {
         ]
     );
     vol.untrash(&hash).await.unwrap();
-    vol.quarantine(&hash).await.unwrap();
+    vol.quarantine(&hash, None).await.unwrap();
     let left = keys(&ep, "layout").await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].starts_with(&format!("vol/quarantine/acb/{FOO}.")));

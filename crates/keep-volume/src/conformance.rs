@@ -206,7 +206,7 @@ async fn missing_blocks(vol: &dyn Volume) {
         "missing_blocks: untrash"
     );
     assert!(
-        vol.quarantine(&h).await.unwrap_err().is_not_found(),
+        vol.quarantine(&h, None).await.unwrap_err().is_not_found(),
         "missing_blocks: quarantine"
     );
 }
@@ -483,7 +483,7 @@ async fn status_reports(vol: &dyn Volume) {
 
 async fn quarantine_hides(vol: &dyn Volume) {
     let hash = put(vol, &test_data(10, 17), 10).await.unwrap();
-    vol.quarantine(&hash).await.unwrap();
+    vol.quarantine(&hash, None).await.unwrap();
     assert!(
         vol.open(&hash).await.unwrap_err().is_not_found(),
         "quarantine: readable"

@@ -28,6 +28,6 @@ pub use check::ContentCheck;
 pub use error::VolumeError;
 pub use sums::{ChunkSummer, ChunkSums};
 pub use volume::{
-    BlockReader, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams, VolumeStatus,
-    unix_nanos_now,
+    BlockReader, CopyId, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams,
+    VolumeStatus, unix_nanos_now,
 };

@@ -22,7 +22,16 @@ pub struct BlockReader {
     pub chunks: BoxStream<'static, Result<Bytes, VolumeError>>,
     /// Per-chunk checksums kept with the block, if the backend has them.
     pub sums: Option<crate::ChunkSums>,
+    /// Which stored copy this reads, if the backend can tell copies apart:
+    /// hand it to [`Volume::quarantine`] if the bytes fail verification.
+    pub copy: Option<CopyId>,
 }
+
+/// One stored copy of a block, as its backend tells copies apart (the
+/// directory backend: the file's inode number). A block rewritten in
+/// place keeps its hash but gets a new copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CopyId(pub u64);
 
 impl std::fmt::Debug for BlockReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,8 +156,12 @@ pub trait Volume: Send + Sync + std::fmt::Debug + 'static {
 
     /// Moves a block whose content failed verification out of the way, so
     /// it is neither served nor counted again. It stays on the volume for
-    /// inspection under a name no index lists.
-    async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError>;
+    /// inspection under a name no index lists. With `copy` (from the
+    /// [`BlockReader`] whose bytes failed), only that copy is moved: if the
+    /// block was rewritten since (a repair PUT, say), the new copy stays
+    /// and the answer is `Ok`. Backends that cannot tell copies apart
+    /// ignore it.
+    async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError>;
 }
 
 /// Now, in unix nanoseconds.

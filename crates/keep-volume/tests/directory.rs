@@ -134,7 +134,7 @@ async fn large_blocks_get_a_checksum_sidecar_that_reads_check() {
     // Not in the index; quarantine takes it along; empty trash removes
     // sidecars whose block is gone for good.
     assert_eq!(conformance::index(&vol, "").await.len(), 2);
-    vol.quarantine(&hb).await.unwrap();
+    vol.quarantine(&hb, None).await.unwrap();
     assert!(!side(&hb).exists(), "moved aside with its block");
     let again = put(&vol, &big, CHUNK_SIZE).await.unwrap();
     assert!(side(&again).exists());
@@ -276,4 +276,36 @@ async fn a_failed_replay_keeps_the_volume_serving_and_the_record() {
     let vol = open(tmp.path(), params);
     assert_eq!(get(&vol, &hash).await.unwrap(), &data[..]);
     assert_eq!(get(&vol, &other_hash).await.unwrap(), &other[..]);
+}
+
+/// A quarantine moves aside only the copy whose bytes failed: a block
+/// rewritten between the read and the quarantine (a repair PUT) stays.
+#[tokio::test]
+async fn quarantine_spares_a_copy_that_replaced_the_bad_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000000"));
+    let data = test_data(100_000, 5);
+    let hash = put(&vol, &data, 100_000).await.unwrap();
+    let read = vol.open(&hash).await.unwrap();
+    let bad = read
+        .copy
+        .expect("a directory volume names the copy it reads");
+    drop(read);
+    // A new copy takes the name, as a repair PUT's rename does.
+    let hex = hash.to_hex();
+    let path = tmp.path().join(&hex[..3]).join(&hex);
+    let fresh = tmp.path().join(&hex[..3]).join("fresh");
+    std::fs::write(&fresh, &data).unwrap();
+    std::fs::rename(&fresh, &path).unwrap();
+
+    vol.quarantine(&hash, Some(bad)).await.unwrap();
+    assert_eq!(
+        get(&vol, &hash).await.unwrap(),
+        &data[..],
+        "the new copy stays"
+    );
+    let current = vol.open(&hash).await.unwrap().copy;
+    assert_ne!(current, Some(bad));
+    vol.quarantine(&hash, current).await.unwrap();
+    assert!(matches!(get(&vol, &hash).await, Err(VolumeError::NotFound)));
 }

@@ -47,7 +47,7 @@ fn sizes() {
 
 #[test]
 fn plans() {
-    assert_eq!(plan(4096, 8, false), (10_000, 8));
+    assert_eq!(plan(4096, 8, false), (30_000, 8));
     assert_eq!(plan(4096, 8, true), (1000, 8));
     assert_eq!(plan(1 << 20, 8, false), (2048, 8));
     assert_eq!(plan(1 << 20, 8, true), (128, 8));

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use keep_http::Body;
 use keep_locator::{BlockHash, Locator};
 use keep_remote::{LOCAL_ONLY_HEADER, protocol};
-use keep_volume::{CHUNK_SIZE, ChunkSums, ContentCheck, Volume, VolumeError};
+use keep_volume::{CHUNK_SIZE, ChunkSums, ContentCheck, CopyId, Volume, VolumeError};
 
 use crate::budget::Reservation;
 use crate::cluster::forward;
@@ -87,7 +87,7 @@ pub async fn get_block(
             Source {
                 chunks,
                 size: reader.size,
-                local: Some(vol.clone()),
+                local: Some((vol.clone(), reader.copy)),
                 sums: reader.sums,
             },
             loc.hash,
@@ -145,8 +145,9 @@ pub struct Source {
     pub chunks: BoxStream<'static, Result<Bytes, String>>,
     /// The size the source announced.
     pub size: u64,
-    /// The local volume holding it, to quarantine a corrupt copy.
-    pub local: Option<Arc<dyn Volume>>,
+    /// The local volume holding it and which copy this is, to quarantine
+    /// a corrupt copy (and not one that replaced it meanwhile).
+    pub local: Option<(Arc<dyn Volume>, Option<CopyId>)>,
     /// Per-chunk checksums kept with the block: then each chunk is checked
     /// (BLAKE3, fast) instead of the MD5 of the whole block.
     pub sums: Option<ChunkSums>,
@@ -201,8 +202,8 @@ pub async fn serve(
 }
 
 /// Counts a corrupt copy and moves a local one aside.
-async fn corrupt(node: &Node, local: Option<&Arc<dyn Volume>>, hash: BlockHash) {
-    let Some(vol) = local else {
+async fn corrupt(node: &Node, local: Option<&(Arc<dyn Volume>, Option<CopyId>)>, hash: BlockHash) {
+    let Some((vol, copy)) = local else {
         tracing::error!(block = %hash, "a peer sent a block that failed its checksum");
         return;
     };
@@ -214,7 +215,7 @@ async fn corrupt(node: &Node, local: Option<&Arc<dyn Volume>>, hash: BlockHash) 
             volume: uuid.clone(),
         })
         .inc();
-    if let Err(e) = vol.quarantine(&hash).await {
+    if let Err(e) = vol.quarantine(&hash, *copy).await {
         tracing::error!(volume = %uuid, block = %hash, error = %e, "could not move the corrupt block aside");
     }
 }

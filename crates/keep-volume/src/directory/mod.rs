@@ -33,7 +33,7 @@ use crate::crashsafe::{self, TempFile};
 use crate::error::not_found_or_io;
 use crate::volume::to_unix_nanos;
 use crate::{
-    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, EmptyTrashStats, IndexSender, Volume,
+    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, CopyId, EmptyTrashStats, IndexSender, Volume,
     VolumeError, VolumeParams, VolumeStatus,
 };
 
@@ -270,7 +270,7 @@ impl Volume for DirVolume {
         // right away.
         let gate = &self.inner.nowait;
         if let Some(data) = self.inner.journal.unplaced(hash) {
-            return Ok(read::reader(gate.clone(), read::Opened::Whole(data)));
+            return Ok(read::reader(gate.clone(), read::Opened::Whole(data, None)));
         }
         if let nowait::Attempt::Done(opened) = read::open_nowait(gate, &layout::block_rel(hash))? {
             return Ok(read::reader(gate.clone(), opened));
@@ -455,14 +455,22 @@ impl Volume for DirVolume {
         .await
     }
 
-    async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+    async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError> {
         let hash = *hash;
         self.blocking(move |inner| {
             let dir = layout::block_dir(&inner.root, &hash);
+            let path = layout::block_path(&inner.root, &hash);
             let _guard = inner.lock_settled(&hash)?;
+            if let Some(CopyId(ino)) = copy {
+                use std::os::unix::fs::MetadataExt;
+                let now = std::fs::metadata(&path).map_err(not_found_or_io)?.ino();
+                if now != ino {
+                    tracing::warn!(block = %hash, "a corrupt copy was replaced before it could be moved aside; the new copy stays");
+                    return Ok(());
+                }
+            }
             let name = layout::quarantine_name(&hash, crate::unix_nanos_now());
-            std::fs::rename(layout::block_path(&inner.root, &hash), dir.join(&name))
-                .map_err(not_found_or_io)?;
+            std::fs::rename(&path, dir.join(&name)).map_err(not_found_or_io)?;
             // Its checksums go aside with it: either may be the bad part.
             let _ = std::fs::rename(
                 layout::sidecar_path(&inner.root, &hash),

@@ -13,7 +13,9 @@ use std::path::Path;
 
 use super::buffers;
 use super::nowait::{Attempt, Gate};
-use crate::{BlockReader, CHUNK_SIZE, ChunkSums, VolumeError};
+use std::os::unix::fs::MetadataExt;
+
+use crate::{BlockReader, CHUNK_SIZE, ChunkSums, CopyId, VolumeError};
 
 struct State {
     gate: Arc<Gate>,
@@ -27,8 +29,9 @@ const READ_AT_OPEN: u64 = 64 << 10;
 
 /// An opened block: small ones already read, larger ones to stream.
 pub(crate) enum Opened {
-    /// The whole content.
-    Whole(Bytes),
+    /// The whole content, and which copy it came from (`None`: from
+    /// memory, see the journal).
+    Whole(Bytes, Option<CopyId>),
     /// The open file, its size, and its chunk sums if a valid sidecar exists.
     File(File, u64, Option<ChunkSums>),
 }
@@ -37,10 +40,11 @@ pub(crate) enum Opened {
 /// sidecar (`sidecar`) if it is larger than a chunk. Blocking.
 pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
     let file = File::open(path).map_err(crate::error::not_found_or_io)?;
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let size = meta.len();
     if size <= READ_AT_OPEN {
         let data = read_at(&file, 0, size as usize)?;
-        return Ok(Opened::Whole(data));
+        return Ok(Opened::Whole(data, Some(CopyId(meta.ino()))));
     }
     let sums = if size > CHUNK_SIZE as u64 {
         std::fs::read(sidecar)
@@ -63,10 +67,11 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
         Attempt::WouldBlock => return Ok(Attempt::WouldBlock),
     };
     // fstat of an open file reads the in-memory inode: it does not wait.
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let size = meta.len();
     if size <= READ_AT_OPEN {
         return Ok(match gate.read_at(&file, 0, size as usize)? {
-            Attempt::Done(data) => Attempt::Done(Opened::Whole(data)),
+            Attempt::Done(data) => Attempt::Done(Opened::Whole(data, Some(CopyId(meta.ino())))),
             Attempt::WouldBlock => Attempt::WouldBlock,
         });
     }
@@ -100,7 +105,7 @@ const SIDECAR_MAX: u64 = 16 << 10;
 /// A reader over an opened block.
 pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
     match opened {
-        Opened::Whole(data) => {
+        Opened::Whole(data, copy) => {
             let size = data.len() as u64;
             let chunks = if data.is_empty() {
                 futures::stream::empty().boxed()
@@ -111,10 +116,12 @@ pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
                 size,
                 chunks,
                 sums: None,
+                copy,
             }
         }
         Opened::File(file, size, sums) => BlockReader {
             sums,
+            copy: file.metadata().ok().map(|m| CopyId(m.ino())),
             ..stream(gate, file, size)
         },
     }
@@ -155,6 +162,7 @@ fn stream(gate: Arc<Gate>, file: File, size: u64) -> BlockReader {
         size,
         chunks: chunks.boxed(),
         sums: None,
+        copy: None,
     }
 }
 
@@ -215,7 +223,7 @@ mod tests {
     /// What an opened block holds, to compare the two ways of opening.
     fn describe(opened: Opened) -> (Option<Vec<u8>>, u64, Option<ChunkSums>) {
         match opened {
-            Opened::Whole(b) => (Some(b.to_vec()), b.len() as u64, None),
+            Opened::Whole(b, _) => (Some(b.to_vec()), b.len() as u64, None),
             Opened::File(_, size, sums) => (None, size, sums),
         }
     }
