@@ -513,8 +513,8 @@ mod tests {
 
     /// A small block is answered once its journal record is flushed. Until
     /// the placer has written its file (held up here by the block's stripe
-    /// lock) it is read, touched and dated from memory, and an index waits
-    /// for the placer.
+    /// lock) it is read from memory, and a touch, an mtime or an index
+    /// waits for the placer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_answered_block_is_served_before_its_file_is_placed() {
         let tmp = tempfile::tempdir().unwrap();

@@ -4,17 +4,15 @@
 //! a slow client holds no thread and at most one chunk of memory.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 
-use std::path::Path;
-
 use super::buffers;
 use super::nowait::{Attempt, Gate};
-use std::os::unix::fs::MetadataExt;
-
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, CopyId, VolumeError};
 
 struct State {
