@@ -28,8 +28,9 @@ pub struct BlockReader {
 }
 
 /// One stored copy of a block, as its backend tells copies apart (the
-/// directory backend: the file's inode number). A block rewritten in
-/// place keeps its hash but gets a new copy.
+/// directory backend: a digest of the file's inode number and birth
+/// time), opaque and only meaningful within one process. A block rewritten
+/// in place keeps its hash but gets a new copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CopyId(pub u64);
 

@@ -96,15 +96,32 @@ impl Inner {
     /// The block's stripe lock, taken once the block is not in the journal
     /// (checkpointing first if it is), so that moving it away (trash,
     /// quarantine) cannot be undone by a replay after a crash. The
-    /// checkpoint runs without the lock: the placer may need it.
+    /// checkpoint runs without the lock: the placer may need it. With the
+    /// journal switched off there is no checkpoint (records stay for the
+    /// next open), but the placer is waited for, so that a block still on
+    /// its way cannot reappear after the move, and a block it failed to
+    /// place is no longer served from memory.
     fn lock_settled(&self, hash: &BlockHash) -> Result<MutexGuard<'_, ()>, VolumeError> {
         loop {
             let guard = self.lock(hash);
-            if !self.journal.holds(hash) || !self.journal.usable() {
-                return Ok(guard);
+            if self.journal.usable() {
+                if !self.journal.holds(hash) {
+                    return Ok(guard);
+                }
+                drop(guard);
+                match self.journal.checkpoint() {
+                    // Switched off meanwhile: the next turn settles instead.
+                    Err(_) if !self.journal.usable() => {}
+                    other => other?,
+                }
+            } else {
+                if self.journal.unplaced(hash).is_none() {
+                    return Ok(guard);
+                }
+                drop(guard);
+                self.journal.settle()?;
+                self.journal.forget(hash);
             }
-            drop(guard);
-            self.journal.checkpoint()?;
         }
     }
 }
@@ -461,10 +478,9 @@ impl Volume for DirVolume {
             let dir = layout::block_dir(&inner.root, &hash);
             let path = layout::block_path(&inner.root, &hash);
             let _guard = inner.lock_settled(&hash)?;
-            if let Some(CopyId(ino)) = copy {
-                use std::os::unix::fs::MetadataExt;
-                let now = std::fs::metadata(&path).map_err(not_found_or_io)?.ino();
-                if now != ino {
+            if let Some(copy) = copy {
+                let now = read::copy_id(&std::fs::metadata(&path).map_err(not_found_or_io)?);
+                if now != copy {
                     tracing::warn!(block = %hash, "a corrupt copy was replaced before it could be moved aside; the new copy stays");
                     return Ok(());
                 }
@@ -511,22 +527,21 @@ mod tests {
     use super::*;
     use crate::conformance::{get, index, put, test_data};
 
-    /// A small block is answered once its journal record is flushed. Until
-    /// the placer has written its file (held up here by the block's stripe
-    /// lock) it is read from memory, and a touch, an mtime or an index
-    /// waits for the placer.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_answered_block_is_served_before_its_file_is_placed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let vol = DirVolume::open(DirOptions {
-            root: tmp.path().to_owned(),
+    fn open_at(root: &Path) -> DirVolume {
+        DirVolume::open(DirOptions {
+            root: root.to_owned(),
             params: VolumeParams::new("zzzzz-nyw5e-000000000000000"),
             min_free_bytes: 0,
         })
-        .unwrap();
-        let data = test_data(5000, 3);
-        let hash = BlockHash::of(&data);
-        let path = layout::block_path(vol.root(), &hash);
+        .unwrap()
+    }
+
+    /// Holds `hash`'s stripe lock on a thread of its own until the returned
+    /// sender is used (or dropped), so the placer waits.
+    fn hold_stripe(
+        vol: &DirVolume,
+        hash: BlockHash,
+    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
         let (locked, is_locked) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let stripes = vol.inner.stripes.clone();
@@ -536,11 +551,33 @@ mod tests {
             let _ = released.recv();
         });
         is_locked.recv().unwrap();
+        (release, holder)
+    }
 
-        assert_eq!(put(&vol, &data, 5000).await.unwrap(), hash);
+    async fn put_in_time(vol: &DirVolume, data: &Bytes) -> BlockHash {
+        let answer = tokio::time::timeout(Duration::from_secs(10), put(vol, data, data.len()));
+        answer
+            .await
+            .expect("answered without waiting for the placer")
+            .unwrap()
+    }
+
+    /// A small block is answered once its journal record is flushed. Until
+    /// the placer has written its file (held up here by the block's stripe
+    /// lock) it is read from memory, and a touch, an mtime or an index
+    /// waits for the placer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answered_block_is_served_before_its_file_is_placed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = open_at(tmp.path());
+        let data = test_data(5000, 3);
+        let hash = BlockHash::of(&data);
+        let path = layout::block_path(vol.root(), &hash);
+        let (release, holder) = hold_stripe(&vol, hash);
+
+        assert_eq!(put_in_time(&vol, &data).await, hash);
         assert!(!path.exists(), "the placer waits for the lock");
         assert!(get(&vol, &hash).await.unwrap() == data[..]);
-        // A touch, an index and an mtime wait for the file.
         let touched = crate::unix_nanos_now();
         let touching = tokio::spawn({
             let vol = vol.clone();
@@ -554,14 +591,77 @@ mod tests {
             let vol = vol.clone();
             async move { vol.mtime(&hash).await }
         });
+        // Whatever the timing, none of them can finish before the file is
+        // in place.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !touching.is_finished() && !indexing.is_finished() && !dating.is_finished(),
+            "touch, index and mtime wait for the placer"
+        );
         release.send(()).unwrap();
         holder.join().unwrap();
         touching.await.unwrap().unwrap();
         let entries = indexing.await.unwrap();
         assert_eq!(entries.len(), 1, "the index waited for the file");
         assert_eq!(std::fs::read(&path).unwrap(), &data[..]);
-        let mtime = dating.await.unwrap().unwrap();
+        assert!(dating.await.unwrap().is_ok(), "the file's mtime");
+        let mtime = vol.mtime(&hash).await.unwrap();
         assert!(mtime >= touched, "touched: {mtime} < {touched}");
         assert!(vol.inner.journal.unplaced(&hash).is_none());
+    }
+
+    /// A block the placer fails to place while the closing checkpoint waits
+    /// for it keeps its journal record, and the next open restores it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_block_whose_placing_fails_during_a_checkpoint_keeps_its_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = open_at(tmp.path());
+        let data = test_data(3000, 9);
+        let hash = BlockHash::of(&data);
+        let path = layout::block_path(vol.root(), &hash);
+        // A folder under the block's name: the placer's rename fails.
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let (release, holder) = hold_stripe(&vol, hash);
+        put_in_time(&vol, &data).await;
+        assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+        // Closing checkpoints, which waits for the placer; then the placer
+        // goes on and fails.
+        let closing = std::thread::spawn(move || drop(vol));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        closing.join().unwrap();
+
+        std::fs::remove_dir_all(&path).unwrap();
+        let vol = open_at(tmp.path());
+        assert!(
+            get(&vol, &hash).await.unwrap() == data[..],
+            "restored from the journal"
+        );
+    }
+
+    /// With the journal switched off by a failed placing, the block is
+    /// served from memory until it is trashed: then no longer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trash_forgets_a_block_the_placer_failed_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = open_at(tmp.path());
+        let data = test_data(2000, 12);
+        let hash = BlockHash::of(&data);
+        // A file where the block's folder goes: the placer cannot write.
+        std::fs::write(layout::block_dir(vol.root(), &hash), b"in the way").unwrap();
+        put_in_time(&vol, &data).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while vol.inner.journal.usable() {
+            assert!(std::time::Instant::now() < deadline, "the placer fails");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+        // (The trash itself fails: the file in the way is no folder.)
+        let _ = vol.trash(&hash, None).await;
+        assert!(
+            get(&vol, &hash).await.is_err(),
+            "no longer served from memory"
+        );
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
     let size = meta.len();
     if size <= READ_AT_OPEN {
         let data = read_at(&file, 0, size as usize)?;
-        return Ok(Opened::Whole(data, Some(CopyId(meta.ino()))));
+        return Ok(Opened::Whole(data, Some(copy_id(&meta))));
     }
     let sums = if size > CHUNK_SIZE as u64 {
         std::fs::read(sidecar)
@@ -69,7 +69,7 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
     let size = meta.len();
     if size <= READ_AT_OPEN {
         return Ok(match gate.read_at(&file, 0, size as usize)? {
-            Attempt::Done(data) => Attempt::Done(Opened::Whole(data, Some(CopyId(meta.ino())))),
+            Attempt::Done(data) => Attempt::Done(Opened::Whole(data, Some(copy_id(&meta)))),
             Attempt::WouldBlock => Attempt::WouldBlock,
         });
     }
@@ -100,6 +100,16 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
 /// file is not read.
 const SIDECAR_MAX: u64 = 16 << 10;
 
+/// Which file a block was read from: its inode number and birth time (an
+/// inode number alone can be reused by a later rewrite).
+pub(crate) fn copy_id(meta: &std::fs::Metadata) -> CopyId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    meta.ino().hash(&mut h);
+    meta.created().ok().hash(&mut h);
+    CopyId(h.finish())
+}
+
 /// A reader over an opened block.
 pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
     match opened {
@@ -119,7 +129,7 @@ pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
         }
         Opened::File(file, size, sums) => BlockReader {
             sums,
-            copy: file.metadata().ok().map(|m| CopyId(m.ino())),
+            copy: file.metadata().ok().map(|m| copy_id(&m)),
             ..stream(gate, file, size)
         },
     }

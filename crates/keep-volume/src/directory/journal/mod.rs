@@ -190,6 +190,14 @@ impl Journal {
         lock(&self.shared.unplaced).get(hash).cloned()
     }
 
+    /// Stops serving `hash` from memory: for a block whose placing failed
+    /// (the journal is then off), before it is trashed or moved aside. Its
+    /// record stays, so the next open may restore it: a spare copy, never
+    /// a lost one.
+    pub(crate) fn forget(&self, hash: &BlockHash) {
+        lock(&self.shared.unplaced).remove(hash);
+    }
+
     /// Waits until every write answered so far has its file in place (or
     /// failed to). Blocking: call from a blocking thread, holding no stripe
     /// lock.
@@ -392,6 +400,13 @@ impl Writer {
             placed
                 .recv()
                 .map_err(|_| io::Error::other("the journal's placer stopped"))?;
+        }
+        // A block the placer failed to place while this waited is answered
+        // and lives only in the journal: its record must stay.
+        if self.shared.failed.load(Ordering::SeqCst) {
+            return Err(io::Error::other(
+                "the journal was switched off while its placer finished",
+            ));
         }
         rustix::fs::syncfs(&self.file)?;
         self.write_header(self.generation + 1)?;
