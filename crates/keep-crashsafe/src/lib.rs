@@ -51,9 +51,7 @@ impl TempFile {
         self.armed = false;
         sync_dir(dest.parent().unwrap_or(Path::new(".")))
     }
-}
 
-impl TempFile {
     /// Renames the file to `dest` without flushing anything: for a caller
     /// whose durability comes from elsewhere (a journal that can rewrite the
     /// file after a crash, and a later `syncfs`). After a crash, `dest` may

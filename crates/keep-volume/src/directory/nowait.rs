@@ -9,8 +9,8 @@
 //! and `preadv2(RWF_NOWAIT)` copies only from the page cache. Whenever the
 //! kernel would have to wait (`EAGAIN`), or does not know the flags (an old
 //! kernel: then the fast path is switched off for good), these functions
-//! answer `None` and the caller takes the blocking path, which gives the
-//! same result. Nothing here may block: no `fsync`, no path lookups
+//! answer [`Attempt::WouldBlock`] and the caller takes the blocking path,
+//! which gives the same result. Nothing here may block: no `fsync`, no path lookups
 //! outside the cache, no reads that miss the cache.
 
 use std::fs::File;
@@ -25,11 +25,11 @@ use rustix::io::{Errno, ReadWriteFlags};
 
 /// Whether a volume's file system takes the flags. Switched off for good,
 /// for that volume only, the first time the kernel refuses them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gate {
     /// The folder relative paths start from (the volume root), so a lookup
     /// walks two components instead of the whole absolute path.
-    root: Option<OwnedFd>,
+    root: OwnedFd,
     unsupported: AtomicBool,
 }
 
@@ -50,7 +50,7 @@ impl Gate {
             Mode::empty(),
         )?;
         Ok(Gate {
-            root: Some(fd),
+            root: fd,
             unsupported: AtomicBool::new(false),
         })
     }
@@ -86,12 +86,8 @@ impl Gate {
         if !self.enabled() {
             return Ok(Attempt::WouldBlock);
         }
-        let dir = match &self.root {
-            Some(fd) => fd.as_fd(),
-            None => rustix::fs::CWD,
-        };
         match rustix::fs::openat2(
-            dir,
+            self.root.as_fd(),
             path,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOATIME,
             Mode::empty(),
@@ -164,11 +160,10 @@ mod tests {
     #[test]
     fn reads_a_cached_file_and_knows_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"hello, world").unwrap();
+        std::fs::write(dir.path().join("f"), b"hello, world").unwrap();
         // Just written: its dentry and pages are cached.
-        let gate = Gate::default();
-        let Attempt::Done(file) = gate.open(&path).unwrap() else {
+        let gate = Gate::new(dir.path()).unwrap();
+        let Attempt::Done(file) = gate.open(Path::new("f")).unwrap() else {
             assert!(!gate.enabled(), "a fresh file must open from the cache");
             return;
         };
@@ -182,9 +177,8 @@ mod tests {
         assert_eq!(&all[..], b"hello, world");
         // A name just looked up and missed is a cached negative entry, or
         // unknown to the cache: never a wrong answer.
-        let missing = dir.path().join("nope");
-        assert!(std::fs::metadata(&missing).is_err());
-        match gate.open(&missing) {
+        assert!(std::fs::metadata(dir.path().join("nope")).is_err());
+        match gate.open(Path::new("nope")) {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
             Ok(Attempt::WouldBlock) => {}
             Ok(Attempt::Done(_)) => panic!("opened a missing file"),

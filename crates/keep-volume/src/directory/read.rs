@@ -30,8 +30,9 @@ pub(crate) enum Opened {
     /// The whole content, and which copy it came from (`None`: from
     /// memory, see the journal).
     Whole(Bytes, Option<CopyId>),
-    /// The open file, its size, and its chunk sums if a valid sidecar exists.
-    File(File, u64, Option<ChunkSums>),
+    /// The open file, its size, its chunk sums if a valid sidecar exists,
+    /// and which copy it is.
+    File(File, u64, Option<ChunkSums>, CopyId),
 }
 
 /// Opens a block file; reads it at once if it is small, and its checksum
@@ -51,7 +52,7 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
     } else {
         None
     };
-    Ok(Opened::File(file, size, sums))
+    Ok(Opened::File(file, size, sums, copy_id(&meta)))
 }
 
 /// [`open`] done on the async worker, if the kernel can do all of it
@@ -73,24 +74,25 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
             Attempt::WouldBlock => Attempt::WouldBlock,
         });
     }
+    let copy = copy_id(&meta);
     if size <= CHUNK_SIZE as u64 {
-        return Ok(Attempt::Done(Opened::File(file, size, None)));
+        return Ok(Attempt::Done(Opened::File(file, size, None, copy)));
     }
     let side = match gate.open(Path::new(&format!("{rel}.b3"))) {
         Ok(Attempt::Done(f)) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Attempt::Done(Opened::File(file, size, None)));
+            return Ok(Attempt::Done(Opened::File(file, size, None, copy)));
         }
         Ok(Attempt::WouldBlock) | Err(_) => return Ok(Attempt::WouldBlock),
     };
     let side_len = side.metadata()?.len();
     if side_len > SIDECAR_MAX {
-        return Ok(Attempt::Done(Opened::File(file, size, None)));
+        return Ok(Attempt::Done(Opened::File(file, size, None, copy)));
     }
     Ok(match gate.read_at(&side, 0, side_len as usize)? {
         Attempt::Done(b) => {
             let sums = ChunkSums::decode(&b, size, CHUNK_SIZE);
-            Attempt::Done(Opened::File(file, size, sums))
+            Attempt::Done(Opened::File(file, size, sums, copy))
         }
         Attempt::WouldBlock => Attempt::WouldBlock,
     })
@@ -127,9 +129,9 @@ pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
                 copy,
             }
         }
-        Opened::File(file, size, sums) => BlockReader {
+        Opened::File(file, size, sums, copy) => BlockReader {
             sums,
-            copy: file.metadata().ok().map(|m| copy_id(&m)),
+            copy: Some(copy),
             ..stream(gate, file, size)
         },
     }
@@ -232,7 +234,7 @@ mod tests {
     fn describe(opened: Opened) -> (Option<Vec<u8>>, u64, Option<ChunkSums>) {
         match opened {
             Opened::Whole(b, _) => (Some(b.to_vec()), b.len() as u64, None),
-            Opened::File(_, size, sums) => (None, size, sums),
+            Opened::File(_, size, sums, _) => (None, size, sums),
         }
     }
 

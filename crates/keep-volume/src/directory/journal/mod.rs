@@ -31,8 +31,10 @@
 //!   rename reached the disk but its data did not), it is rewritten the
 //!   crash-safe way. Then a checkpoint. A torn record (a batch cut by a
 //!   crash, never answered) fails its MD5 and ends the replay.
-//! - Any failure to write or flush the journal, to checkpoint, or to
-//!   replay a record switches the journal off until the next open: small
+//! - Any failure to write or flush the journal, to place a block, to
+//!   checkpoint, or to replay a record switches the journal off until the
+//!   next open (a checkpoint that was waiting for the placer then retires
+//!   nothing): small
 //!   blocks are then written the plain way, and no record is retired, so
 //!   the next open replays them all. (A flush error is reported once; a
 //!   retried flush could succeed over lost data.)
