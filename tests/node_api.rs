@@ -504,13 +504,40 @@ fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
     // and goes aside, sidecar and all.
     let mut bad = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
     bad.update(&random_bytes(data.len(), 78));
-    std::fs::write(&sidecar, bad.finish().encode()).unwrap();
+    let hash = keep_locator::BlockHash::from_hex(&hex).unwrap();
+    std::fs::write(&sidecar, bad.finish().encode(&hash)).unwrap();
     let raw = keep_tests::http::raw_bytes(
         &node.url,
         format!("GET /{loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
         false,
     );
     assert!(raw.len() < data.len(), "the answer was cut short");
+    wait_for("the copy moved aside", 10, || {
+        (!dir.join(&hex).exists() && !sidecar.exists()).then_some(())
+    });
+}
+
+/// A block of at least 128 KiB and at most one chunk is read whole and
+/// checked with its one BLAKE3 sum; a sum that does not match fails the
+/// GET and moves the copy aside, as a failed MD5 does.
+#[test]
+fn a_one_chunk_block_verifies_by_its_sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let c = node.client();
+    let data = random_bytes(300_000, 79);
+    let loc = c.put_block(&data);
+    let hex = md5_hex(&data);
+    let dir = node.volumes[0].join(&hex[..3]);
+    let sidecar = dir.join(format!("{hex}.b3"));
+    assert!(sidecar.exists(), "a sidecar from 128 KiB up");
+    assert!(c.get(&format!("/{loc}")).body == data);
+    let mut bad = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
+    bad.update(&random_bytes(data.len(), 80));
+    let hash = keep_locator::BlockHash::from_hex(&hex).unwrap();
+    std::fs::write(&sidecar, bad.finish().encode(&hash)).unwrap();
+    let r = c.get(&format!("/{loc}"));
+    assert_ne!(r.status, 200, "a copy that fails its sum is not served");
     wait_for("the copy moved aside", 10, || {
         (!dir.join(&hex).exists() && !sidecar.exists()).then_some(())
     });

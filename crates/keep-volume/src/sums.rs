@@ -5,8 +5,18 @@
 //!
 //! A sidecar describes content, and blocks are content-addressed: a sidecar
 //! for `<md5>` is valid for any copy of that block, so a rewrite or an
-//! untrash never makes it stale. A corrupt sidecar makes its block look
-//! corrupt: the copy is moved aside with it, as any failed copy is.
+//! untrash never makes it stale.
+//!
+//! A sidecar is sealed (format 2): it names its block (MD5) and ends with
+//! a BLAKE3 of everything before, so a sidecar cut short, left with stale
+//! bytes, or made for another block by a crash reads as no sidecar (the
+//! block is then checked with MD5). That is why writing one needs no
+//! flush of its own. Format 1, unsealed and written with a flush by
+//! earlier versions, is still read. A sidecar that decodes but does not
+//! match its block makes the copy look corrupt: it is moved aside with
+//! it, as any failed copy is.
+
+use keep_locator::BlockHash;
 
 /// The checksums of a block's chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,28 +27,55 @@ pub struct ChunkSums {
     pub hashes: Vec<[u8; 32]>,
 }
 
-const MAGIC: &[u8; 4] = b"KB3\x01";
+/// Format 1: magic, chunk size (u32 LE), count (u32 LE), the hashes.
+const MAGIC_V1: &[u8; 4] = b"KB3\x01";
+/// Format 2: magic, chunk size, count, the block's MD5 (16 bytes), the
+/// hashes, then the seal: the first [`SEAL_LEN`] bytes of the BLAKE3 of
+/// everything before it.
+const MAGIC_V2: &[u8; 4] = b"KB3\x02";
+const SEAL_LEN: usize = 16;
 
 impl ChunkSums {
-    /// The sidecar file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + 32 * self.hashes.len());
-        out.extend_from_slice(MAGIC);
+    /// The sidecar file's bytes (sealed, format 2) for block `block`.
+    pub fn encode(&self, block: &BlockHash) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28 + 32 * self.hashes.len() + SEAL_LEN);
+        out.extend_from_slice(MAGIC_V2);
         out.extend_from_slice(&self.chunk_size.to_le_bytes());
         out.extend_from_slice(&(self.hashes.len() as u32).to_le_bytes());
+        out.extend_from_slice(block.as_bytes());
         for h in &self.hashes {
             out.extend_from_slice(h);
         }
+        let seal = blake3::hash(&out);
+        out.extend_from_slice(&seal.as_bytes()[..SEAL_LEN]);
         out
     }
 
-    /// Parses a sidecar; `None` unless it is well formed and describes a
+    /// Parses the sidecar of block `block`; `None` unless it is well
+    /// formed (sealed, and for that block, in format 2) and describes a
     /// block of `size` bytes in chunks of `chunk_size`.
-    pub fn decode(bytes: &[u8], size: u64, chunk_size: usize) -> Option<ChunkSums> {
-        let rest = bytes.strip_prefix(MAGIC)?;
-        let cs = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-        let n = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
-        let body = rest.get(8..)?;
+    pub fn decode(
+        bytes: &[u8],
+        size: u64,
+        chunk_size: usize,
+        block: &BlockHash,
+    ) -> Option<ChunkSums> {
+        let (counts, body) = if let Some(rest) = bytes.strip_prefix(MAGIC_V1) {
+            (rest.get(..8)?, rest.get(8..)?)
+        } else {
+            let sealed_len = bytes.len().checked_sub(SEAL_LEN)?;
+            let (sealed, seal) = bytes.split_at(sealed_len);
+            if blake3::hash(sealed).as_bytes()[..SEAL_LEN] != *seal {
+                return None;
+            }
+            let rest = sealed.strip_prefix(MAGIC_V2)?;
+            if rest.get(8..24)? != block.as_bytes() {
+                return None;
+            }
+            (rest.get(..8)?, rest.get(24..)?)
+        };
+        let cs = u32::from_le_bytes(counts[..4].try_into().ok()?);
+        let n = u32::from_le_bytes(counts[4..].try_into().ok()?) as usize;
         if cs as usize != chunk_size
             || body.len() != 32 * n
             || n as u64 != size.div_ceil(chunk_size as u64)
@@ -137,7 +174,8 @@ mod tests {
             for (i, c) in data.chunks(chunk).enumerate() {
                 prop_assert!(sums.check(i, c));
             }
-            let back = ChunkSums::decode(&sums.encode(), data.len() as u64, chunk);
+            let block = BlockHash::of(&data);
+            let back = ChunkSums::decode(&sums.encode(&block), data.len() as u64, chunk, &block);
             prop_assert_eq!(back, Some(sums));
         }
     }
@@ -147,18 +185,52 @@ mod tests {
         let mut s = ChunkSummer::new(4);
         s.update(b"0123456789");
         let sums = s.finish();
-        let bytes = sums.encode();
-        assert!(ChunkSums::decode(&bytes, 10, 4).is_some());
-        assert!(ChunkSums::decode(&bytes, 13, 4).is_none(), "another size");
+        let block = BlockHash::of(b"0123456789");
+        let bytes = sums.encode(&block);
+        let decode = |b: &[u8], size, chunk| ChunkSums::decode(b, size, chunk, &block);
+        assert!(decode(&bytes, 10, 4).is_some());
+        assert!(decode(&bytes, 13, 4).is_none(), "another size");
+        assert!(decode(&bytes, 10, 5).is_none(), "another chunk size");
         assert!(
-            ChunkSums::decode(&bytes, 10, 5).is_none(),
-            "another chunk size"
+            ChunkSums::decode(&bytes, 10, 4, &BlockHash::of(b"other")).is_none(),
+            "another block's"
         );
-        assert!(
-            ChunkSums::decode(&bytes[..bytes.len() - 1], 10, 4).is_none(),
-            "truncated"
-        );
-        assert!(ChunkSums::decode(b"garbage", 10, 4).is_none());
+        assert!(decode(b"garbage", 10, 4).is_none());
         assert!(!sums.check(0, b"0124"));
+    }
+
+    proptest! {
+        /// What a crash can leave of a sealed sidecar (cut short, or with
+        /// any byte changed) reads as no sidecar.
+        #[test]
+        fn a_damaged_sidecar_is_no_sidecar(cut in 0usize..200, at in 0usize..200, flip in 1u8..=255) {
+            let mut s = ChunkSummer::new(4);
+            s.update(b"0123456789");
+            let block = BlockHash::of(b"0123456789");
+            let bytes = s.finish().encode(&block);
+            let cut = cut % bytes.len();
+            prop_assert!(ChunkSums::decode(&bytes[..cut], 10, 4, &block).is_none());
+            let mut changed = bytes.clone();
+            changed[at % bytes.len()] ^= flip;
+            prop_assert!(ChunkSums::decode(&changed, 10, 4, &block).is_none());
+        }
+    }
+
+    /// Sidecars written by earlier versions (format 1, unsealed) still
+    /// count.
+    #[test]
+    fn format_1_is_still_read() {
+        let mut s = ChunkSummer::new(4);
+        s.update(b"0123456789");
+        let sums = s.finish();
+        let mut v1 = b"KB3\x01".to_vec();
+        v1.extend_from_slice(&4u32.to_le_bytes());
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        for h in &sums.hashes {
+            v1.extend_from_slice(h);
+        }
+        let block = BlockHash::of(b"0123456789");
+        assert_eq!(ChunkSums::decode(&v1, 10, 4, &block), Some(sums));
+        assert!(ChunkSums::decode(&v1[..v1.len() - 1], 10, 4, &block).is_none());
     }
 }

@@ -109,10 +109,12 @@ async fn large_blocks_get_a_checksum_sidecar_that_reads_check() {
     use keep_volume::CHUNK_SIZE;
     let tmp = tempfile::tempdir().unwrap();
     let vol = open(tmp.path(), VolumeParams::new("zzzzz-nyw5e-000000000000006"));
-    let small = test_data(CHUNK_SIZE, 3);
+    let small = test_data(100_000, 3);
+    let one_chunk = test_data(CHUNK_SIZE, 5);
     let big = test_data(2 * CHUNK_SIZE + 100, 4);
-    let (hs, hb) = (
+    let (hs, h1, hb) = (
         put(&vol, &small, 4096).await.unwrap(),
+        put(&vol, &one_chunk, 70_000).await.unwrap(),
         put(&vol, &big, 70_000).await.unwrap(),
     );
     let side = |h: &BlockHash| {
@@ -120,8 +122,22 @@ async fn large_blocks_get_a_checksum_sidecar_that_reads_check() {
             .join(&h.to_hex()[..3])
             .join(format!("{}.b3", h.to_hex()))
     };
-    assert!(!side(&hs).exists(), "a block of one chunk needs no sidecar");
+    assert!(!side(&hs).exists(), "a block under 128 KiB has no sidecar");
     assert!(side(&hb).exists(), "a larger one has one");
+    // A block of one chunk has one sum; a sidecar damaged as a crash could
+    // leave it reads as none (the block is then checked with MD5).
+    let sums = vol.open(&h1).await.unwrap().sums.expect("sums");
+    assert_eq!(sums.hashes.len(), 1);
+    assert!(sums.check(0, &one_chunk));
+    let sealed = std::fs::read(side(&h1)).unwrap();
+    std::fs::write(side(&h1), &sealed[..sealed.len() - 1]).unwrap();
+    assert!(vol.open(&h1).await.unwrap().sums.is_none(), "cut short");
+    std::fs::copy(side(&hb), side(&h1)).unwrap();
+    assert!(
+        vol.open(&h1).await.unwrap().sums.is_none(),
+        "another block's"
+    );
+    assert!(get(&vol, &h1).await.unwrap() == one_chunk[..]);
     // The reader hands out the sums, and its chunks line up with them.
     let mut reader = vol.open(&hb).await.unwrap();
     let sums = reader.sums.take().expect("sums");
@@ -133,7 +149,7 @@ async fn large_blocks_get_a_checksum_sidecar_that_reads_check() {
     assert_eq!(i, 3);
     // Not in the index; quarantine takes it along; empty trash removes
     // sidecars whose block is gone for good.
-    assert_eq!(conformance::index(&vol, "").await.len(), 2);
+    assert_eq!(conformance::index(&vol, "").await.len(), 3);
     vol.quarantine(&hb, None).await.unwrap();
     assert!(!side(&hb).exists(), "moved aside with its block");
     let again = put(&vol, &big, CHUNK_SIZE).await.unwrap();

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use keep_locator::BlockHash;
 
-use super::buffers;
 use super::nowait::{Attempt, Gate};
+use super::{SIDECAR_MIN, buffers};
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, CopyId, VolumeError};
 
 struct State {
@@ -37,7 +38,7 @@ pub(crate) enum Opened {
 
 /// Opens a block file; reads it at once if it is small, and its checksum
 /// sidecar (`sidecar`) if it is larger than a chunk. Blocking.
-pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
+pub(crate) fn open(path: &Path, sidecar: &Path, hash: &BlockHash) -> Result<Opened, VolumeError> {
     let file = File::open(path).map_err(crate::error::not_found_or_io)?;
     let meta = file.metadata()?;
     let size = meta.len();
@@ -45,10 +46,10 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
         let data = read_at(&file, 0, size as usize)?;
         return Ok(Opened::Whole(data, Some(copy_id(&meta))));
     }
-    let sums = if size > CHUNK_SIZE as u64 {
+    let sums = if size >= SIDECAR_MIN {
         std::fs::read(sidecar)
             .ok()
-            .and_then(|b| ChunkSums::decode(&b, size, CHUNK_SIZE))
+            .and_then(|b| ChunkSums::decode(&b, size, CHUNK_SIZE, hash))
     } else {
         None
     };
@@ -59,7 +60,11 @@ pub(crate) fn open(path: &Path, sidecar: &Path) -> Result<Opened, VolumeError> {
 /// from its caches (see [`super::nowait`]); `WouldBlock` sends the caller
 /// to [`open`] on a blocking thread. `rel` is the block's path relative to
 /// the gate's root; its sidecar is `rel` + `.b3`.
-pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, VolumeError> {
+pub(crate) fn open_nowait(
+    gate: &Gate,
+    rel: &str,
+    hash: &BlockHash,
+) -> Result<Attempt<Opened>, VolumeError> {
     let path = Path::new(rel);
     let file = match gate.open(path).map_err(crate::error::not_found_or_io)? {
         Attempt::Done(f) => f,
@@ -75,7 +80,7 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
         });
     }
     let copy = copy_id(&meta);
-    if size <= CHUNK_SIZE as u64 {
+    if size < SIDECAR_MIN {
         return Ok(Attempt::Done(Opened::File(file, size, None, copy)));
     }
     let side = match gate.open(Path::new(&format!("{rel}.b3"))) {
@@ -91,7 +96,7 @@ pub(crate) fn open_nowait(gate: &Gate, rel: &str) -> Result<Attempt<Opened>, Vol
     }
     Ok(match gate.read_at(&side, 0, side_len as usize)? {
         Attempt::Done(b) => {
-            let sums = ChunkSums::decode(&b, size, CHUNK_SIZE);
+            let sums = ChunkSums::decode(&b, size, CHUNK_SIZE, hash);
             Attempt::Done(Opened::File(file, size, sums, copy))
         }
         Attempt::WouldBlock => Attempt::WouldBlock,
@@ -251,6 +256,7 @@ mod tests {
             4096,
             65536,
             65537,
+            200_000,
             CHUNK_SIZE,
             3 * CHUNK_SIZE + 5,
         ];
@@ -259,13 +265,16 @@ mod tests {
             let path = dir.path().join(format!("b{i}"));
             let side = dir.path().join(format!("b{i}.b3"));
             std::fs::write(&path, &data).unwrap();
-            if size > CHUNK_SIZE && i % 2 == 0 {
+            let hash = BlockHash::of(&data);
+            let with_sidecar = size as u64 >= SIDECAR_MIN && size != 3 * CHUNK_SIZE + 5;
+            if with_sidecar {
                 let mut s = ChunkSummer::new(CHUNK_SIZE);
                 s.update(&data);
-                std::fs::write(&side, s.finish().encode()).unwrap();
+                std::fs::write(&side, s.finish().encode(&hash)).unwrap();
             }
-            let slow = describe(open(&path, &side).unwrap());
-            match open_nowait(&gate, &format!("b{i}")).unwrap() {
+            let slow = describe(open(&path, &side, &hash).unwrap());
+            assert_eq!(slow.2.is_some(), with_sidecar, "size {size}");
+            match open_nowait(&gate, &format!("b{i}"), &hash).unwrap() {
                 Attempt::Done(fast) => assert_eq!(describe(fast), slow, "size {size}"),
                 Attempt::WouldBlock => assert!(!gate.enabled(), "all of it is cached"),
             }
@@ -275,11 +284,11 @@ mod tests {
         }
         let missing = dir.path().join("missing");
         assert!(matches!(
-            open(&missing, &missing),
+            open(&missing, &missing, &BlockHash::of(b"")),
             Err(VolumeError::NotFound)
         ));
         assert!(matches!(
-            open_nowait(&gate, "missing"),
+            open_nowait(&gate, "missing", &BlockHash::of(b"")),
             Err(VolumeError::NotFound) | Ok(Attempt::WouldBlock)
         ));
     }
