@@ -162,8 +162,8 @@ pub async fn serve(
     let reservation = node.budget().reserve(src.size).await.map_err(Failed::Api)?;
     let mut check = ContentCheck::new();
     if src.size <= CHUNK_SIZE as u64 {
-        // Small: read it all and verify before answering.
-        // With chunk sums (one chunk), BLAKE3 checks it instead of MD5.
+        // Small: read it all and verify before answering, by its one chunk
+        // sum if it has one (BLAKE3), else by MD5.
         let sums = src.sums.take();
         let mut whole: Vec<Bytes> = Vec::with_capacity(1);
         let mut read = 0;

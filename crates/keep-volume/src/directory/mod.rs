@@ -327,7 +327,7 @@ impl Volume for DirVolume {
                 done => return done,
             }
         }
-        // Blocks over one chunk get a checksum sidecar (see `sums`).
+        // Blocks of at least `SIDECAR_MIN` get a checksum sidecar.
         let summing = body.declared_len().is_none_or(|n| n >= SIDECAR_MIN);
         // The temporary file lives here between chunks; the write lags one
         // chunk behind the body so the last chunk and the commit share one

@@ -36,8 +36,9 @@ pub(crate) enum Opened {
     File(File, u64, Option<ChunkSums>, CopyId),
 }
 
-/// Opens a block file; reads it at once if it is small, and its checksum
-/// sidecar (`sidecar`) if it is larger than a chunk. Blocking.
+/// Opens a block file; reads it at once if it is small, and the checksum
+/// sidecar of block `hash` (`sidecar`) if it is at least [`SIDECAR_MIN`].
+/// Blocking.
 pub(crate) fn open(path: &Path, sidecar: &Path, hash: &BlockHash) -> Result<Opened, VolumeError> {
     let file = File::open(path).map_err(crate::error::not_found_or_io)?;
     let meta = file.metadata()?;
