@@ -518,8 +518,9 @@ fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
 }
 
 /// A block of at least 128 KiB and at most one chunk is read whole and
-/// checked with its one BLAKE3 sum; a sum that does not match fails the
-/// GET and moves the copy aside, as a failed MD5 does.
+/// checked with its one BLAKE3 sum. A sum that does not match while the
+/// MD5 does (a bad sidecar) still serves the block; content that fails
+/// both fails the GET and moves the copy aside, sidecar and all.
 #[test]
 fn a_one_chunk_block_verifies_by_its_sum() {
     let tmp = tempfile::tempdir().unwrap();
@@ -532,10 +533,22 @@ fn a_one_chunk_block_verifies_by_its_sum() {
     let sidecar = dir.join(format!("{hex}.b3"));
     assert!(sidecar.exists(), "a sidecar from 128 KiB up");
     assert!(c.get(&format!("/{loc}")).body == data);
+    let good_sidecar = std::fs::read(&sidecar).unwrap();
+    // A sealed sidecar for this block with the wrong sums.
     let mut bad = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
     bad.update(&random_bytes(data.len(), 80));
     let hash = keep_locator::BlockHash::from_hex(&hex).unwrap();
     std::fs::write(&sidecar, bad.finish().encode(&hash)).unwrap();
+    assert!(
+        c.get(&format!("/{loc}")).body == data,
+        "the MD5 vouches for the block"
+    );
+    assert!(dir.join(&hex).exists(), "a sound copy stays");
+    // A damaged block with its own sidecar: refused and moved aside.
+    std::fs::write(&sidecar, &good_sidecar).unwrap();
+    let mut damaged = data.clone();
+    damaged[1000] ^= 1;
+    std::fs::write(dir.join(&hex), &damaged).unwrap();
     let r = c.get(&format!("/{loc}"));
     assert_ne!(r.status, 200, "a copy that fails its sum is not served");
     wait_for("the copy moved aside", 10, || {

@@ -6,8 +6,8 @@
 //! folder. A crash at any instant leaves either the old state or the new,
 //! never a partial file under the final name. [`TempFile`] removes the
 //! temporary file on every path that does not reach the rename.
-//! [`TempFile::commit_unsynced`] skips the flushes, for callers that keep
-//! their own journal to repair what a crash leaves.
+//! [`TempFile::commit_unsynced`] skips the flushes, for callers that repair
+//! or detect what a crash leaves.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -54,8 +54,10 @@ impl TempFile {
 
     /// Renames the file to `dest` without flushing anything: for a caller
     /// whose durability comes from elsewhere (a journal that can rewrite the
-    /// file after a crash, and a later `syncfs`). After a crash, `dest` may
-    /// exist with missing data; that caller must repair it.
+    /// file after a crash, and a later `syncfs`), or whose readers detect a
+    /// damaged file (a sealed checksum sidecar). After a crash, `dest` may
+    /// exist with missing or stale data; that caller must repair or detect
+    /// it.
     pub fn commit_unsynced(mut self, dest: &Path) -> io::Result<()> {
         std::fs::rename(&self.path, dest)?;
         self.armed = false;

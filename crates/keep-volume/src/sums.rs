@@ -12,9 +12,11 @@
 //! bytes, or made for another block by a crash reads as no sidecar (the
 //! block is then checked with MD5). That is why writing one needs no
 //! flush of its own. Format 1, unsealed and written with a flush by
-//! earlier versions, is still read. A sidecar that decodes but does not
-//! match its block makes the copy look corrupt: it is moved aside with
-//! it, as any failed copy is.
+//! earlier versions, is still read (for blocks of two chunks or more, the
+//! only ones it was written for). A sidecar that decodes but does not
+//! match its streamed block makes the copy look corrupt: it is moved aside
+//! with it, as any failed copy is. A block of one chunk is read whole
+//! first, so there the MD5 has the last word.
 
 use keep_locator::BlockHash;
 
@@ -60,7 +62,15 @@ impl ChunkSums {
         chunk_size: usize,
         block: &BlockHash,
     ) -> Option<ChunkSums> {
+        if chunk_size == 0 {
+            return None;
+        }
         let (counts, body) = if let Some(rest) = bytes.strip_prefix(MAGIC_V1) {
+            // Format 1 was only written for blocks of two chunks or more;
+            // a one-chunk block trusts only a sealed sidecar.
+            if size <= chunk_size as u64 {
+                return None;
+            }
             (rest.get(..8)?, rest.get(8..)?)
         } else {
             let sealed_len = bytes.len().checked_sub(SEAL_LEN)?;
@@ -232,5 +242,15 @@ mod tests {
         let block = BlockHash::of(b"0123456789");
         assert_eq!(ChunkSums::decode(&v1, 10, 4, &block), Some(sums));
         assert!(ChunkSums::decode(&v1[..v1.len() - 1], 10, 4, &block).is_none());
+        // Never written for a block of one chunk: not trusted there.
+        let mut one = b"KB3\x01".to_vec();
+        one.extend_from_slice(&16u32.to_le_bytes());
+        one.extend_from_slice(&1u32.to_le_bytes());
+        one.extend_from_slice(blake3::hash(b"0123456789").as_bytes());
+        assert!(ChunkSums::decode(&one, 10, 16, &block).is_none());
+        assert!(
+            ChunkSums::decode(&v1, 10, 0, &block).is_none(),
+            "no chunk size 0"
+        );
     }
 }
