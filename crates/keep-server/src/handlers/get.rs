@@ -172,9 +172,6 @@ pub async fn serve(
         while let Some(chunk) = src.chunks.next().await {
             let chunk =
                 chunk.map_err(|e| Failed::Api(ApiError::internal(format!("read failed: {e}"))))?;
-            if sums.is_none() {
-                check.update(&chunk).await;
-            }
             read += chunk.len() as u64;
             if read > src.size {
                 break;
@@ -186,21 +183,20 @@ pub async fn serve(
             1 => whole.swap_remove(0),
             _ => whole.concat().into(),
         };
-        let mut sound = read == src.size;
-        if sound && let Some(sums) = &sums {
-            sound = sums.hashes.len() == 1 && sums.check(0, &data);
-            if !sound {
+        let sound = read == src.size
+            && match &sums {
+                Some(sums) if sums.hashes.len() == 1 && sums.check(0, &data) => true,
                 // The block's name is its MD5: a copy that has it is sound
                 // whatever its sidecar says.
-                check.update(&data).await;
-                sound = check.finish() == hash;
-                if sound {
-                    tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block");
+                sidecar => {
+                    check.update(&data).await;
+                    let named = check.finish() == hash;
+                    if named && sidecar.is_some() {
+                        tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block");
+                    }
+                    named
                 }
-            }
-        } else if sound {
-            sound = check.finish() == hash;
-        }
+            };
         if !sound {
             corrupt(node, src.local.as_ref(), hash).await;
             return Err(Failed::Corrupt);
