@@ -497,9 +497,14 @@ fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
         "a checksum sidecar is kept beside a large block"
     );
     assert!(c.get(&format!("/{loc}")).body == data);
-    // Without the sidecar (a block Arvados wrote), the MD5 check serves it.
+    // Without the sidecar (a block Arvados wrote), the MD5 check serves it,
+    // and the sidecar is written again.
+    let good_sidecar = std::fs::read(&sidecar).unwrap();
     std::fs::remove_file(&sidecar).unwrap();
     assert!(c.get(&format!("/{loc}")).body == data);
+    wait_for("the sidecar written again", 10, || {
+        (std::fs::read(&sidecar).ok()? == good_sidecar).then_some(())
+    });
     // A sidecar that does not match the block: the copy is not served whole
     // and goes aside, sidecar and all.
     let mut bad = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
@@ -515,6 +520,42 @@ fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
     wait_for("the copy moved aside", 10, || {
         (!dir.join(&hex).exists() && !sidecar.exists()).then_some(())
     });
+}
+
+/// A block without a sidecar (written by Arvados, or one whose sidecar
+/// was lost) gets one when a GET has verified it by MD5, whether it is read
+/// whole (one chunk) or streamed; a small block gets none.
+#[test]
+fn blocks_without_sums_get_them_when_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let c = node.client();
+    for (size, seed) in [(200_000, 81), ((2 << 20) + 3, 82), (100_000, 83)] {
+        let data = random_bytes(size, seed);
+        let hex = md5_hex(&data);
+        let dir = node.volumes[0].join(&hex[..3]);
+        // Placed on disk the way Arvados lays blocks out.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(&hex), &data).unwrap();
+        let sidecar = dir.join(format!("{hex}.b3"));
+        assert!(!sidecar.exists());
+        let r = c.get(&format!("/{hex}+{size}"));
+        assert_eq!(r.status, 200);
+        assert!(r.body == data);
+        let hash = keep_locator::BlockHash::from_hex(&hex).unwrap();
+        if size < 128 << 10 {
+            // Past the wait below for the larger blocks: it would be there.
+            assert!(!sidecar.exists(), "no sidecar under 128 KiB");
+            continue;
+        }
+        let mut summer = keep_volume::ChunkSummer::new(keep_volume::CHUNK_SIZE);
+        summer.update(&data);
+        let expected = summer.finish().encode(&hash);
+        wait_for("a sidecar for the block read", 10, || {
+            (std::fs::read(&sidecar).ok()? == expected).then_some(())
+        });
+        assert!(c.get(&format!("/{hex}+{size}")).body == data);
+    }
 }
 
 /// A block of at least 128 KiB and at most one chunk is read whole and
@@ -544,6 +585,9 @@ fn a_one_chunk_block_verifies_by_its_sum() {
         "the MD5 vouches for the block"
     );
     assert!(dir.join(&hex).exists(), "a sound copy stays");
+    wait_for("the bad sidecar rewritten", 10, || {
+        (std::fs::read(&sidecar).ok()? == good_sidecar).then_some(())
+    });
     // A damaged block with its own sidecar: refused and moved aside.
     std::fs::write(&sidecar, &good_sidecar).unwrap();
     let mut damaged = data.clone();

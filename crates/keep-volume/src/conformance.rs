@@ -86,6 +86,7 @@ where
     status_reports(&*fresh(&plain).await).await;
     quarantine_hides(&*fresh(&plain).await).await;
     concurrent_writes_of_one_block(fresh(&plain).await).await;
+    kept_sums_describe_the_block(&*fresh(&plain).await).await;
 }
 
 /// Deterministic pseudo-random bytes.
@@ -493,6 +494,39 @@ async fn quarantine_hides(vol: &dyn Volume) {
         vol.untrash(&hash).await.unwrap_err().is_not_found(),
         "quarantine is not trash"
     );
+}
+
+/// Sums kept after a read (if the backend keeps any) leave the block as it
+/// was, and any sums a read then returns describe it; a block that is not
+/// there gets none and stays absent.
+async fn kept_sums_describe_the_block(vol: &dyn Volume) {
+    let data = test_data(2 * CHUNK_SIZE + 5, 19);
+    let hash = put(vol, &data, CHUNK_SIZE).await.unwrap();
+    let mut summer = crate::ChunkSummer::new(CHUNK_SIZE);
+    summer.update(&data);
+    let size = data.len() as u64;
+    vol.keep_sums(&hash, size, summer.clone().finish())
+        .await
+        .expect("keep_sums: stored block");
+    let reader = vol.open(&hash).await.unwrap();
+    if let Some(sums) = &reader.sums {
+        for (i, chunk) in data.chunks(CHUNK_SIZE).enumerate() {
+            assert!(sums.check(i, chunk), "keep_sums: chunk {i}'s sum");
+        }
+    }
+    assert!(
+        get(vol, &hash).await.unwrap() == data[..],
+        "keep_sums: content"
+    );
+    let absent = BlockHash::of(b"keep_sums: absent");
+    vol.keep_sums(&absent, size, summer.finish())
+        .await
+        .expect("keep_sums: absent block");
+    assert!(
+        vol.open(&absent).await.unwrap_err().is_not_found(),
+        "keep_sums: absent stays absent"
+    );
+    assert_eq!(index(vol, "").await.len(), 1, "keep_sums: one block listed");
 }
 
 async fn concurrent_writes_of_one_block(vol: Arc<dyn Volume>) {

@@ -16,7 +16,9 @@
 //! only ones it was written for). A sidecar that decodes but does not
 //! match its streamed block makes the copy look corrupt: it is moved aside
 //! with it, as any failed copy is. A block of one chunk is read whole
-//! first, so there the MD5 has the last word.
+//! first, so there the MD5 has the last word. A block served without
+//! usable sums has them taken on the way, and once its MD5 has verified
+//! it they are offered to its volume ([`crate::Volume::keep_sums`]).
 
 use keep_locator::BlockHash;
 

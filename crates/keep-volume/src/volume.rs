@@ -163,6 +163,31 @@ pub trait Volume: Send + Sync + std::fmt::Debug + 'static {
     /// and the answer is `Ok`. Backends that cannot tell copies apart
     /// ignore it.
     async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError>;
+
+    /// Whether this volume would keep chunk sums (see
+    /// [`Volume::keep_sums`]) for a block of `size` bytes that it served
+    /// without any. Cheap: asked on reads. The default: never.
+    fn wants_sums(&self, size: u64) -> bool {
+        let _ = size;
+        false
+    }
+
+    /// Keeps the chunk sums of a block of `size` bytes that the caller
+    /// read from this volume without sums and verified by its MD5, so that
+    /// later reads check them instead (at BLAKE3 speed): this is how blocks
+    /// written by Arvados or by earlier versions, or whose sums were lost,
+    /// get them. Best effort: a volume may skip it (busy, full, read-only,
+    /// the block gone), and a lost or damaged result must read as no sums.
+    /// The default keeps nothing.
+    async fn keep_sums(
+        &self,
+        hash: &BlockHash,
+        size: u64,
+        sums: crate::ChunkSums,
+    ) -> Result<(), VolumeError> {
+        let _ = (hash, size, sums);
+        Ok(())
+    }
 }
 
 /// Now, in unix nanoseconds.

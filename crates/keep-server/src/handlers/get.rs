@@ -8,7 +8,9 @@
 //! verified as it streams: chunk by chunk against its sums, or by MD5 with
 //! its last chunk held back until the hash is checked. If that fails, the
 //! connection is aborted before the body completes (the client sees a short
-//! read), and a local copy is moved aside.
+//! read), and a local copy is moved aside. A local copy verified by MD5
+//! (it had no sums, or wrong ones) has its chunk sums offered to its volume
+//! afterwards, so its next read checks those instead.
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use http_body_util::{BodyExt, StreamBody};
 use keep_http::Body;
 use keep_locator::{BlockHash, Locator};
 use keep_remote::{LOCAL_ONLY_HEADER, protocol};
-use keep_volume::{CHUNK_SIZE, ChunkSums, ContentCheck, CopyId, Volume, VolumeError};
+use keep_volume::{CHUNK_SIZE, ChunkSummer, ChunkSums, ContentCheck, CopyId, Volume, VolumeError};
 
 use crate::budget::Reservation;
 use crate::cluster::forward;
@@ -183,23 +185,27 @@ pub async fn serve(
             1 => whole.swap_remove(0),
             _ => whole.concat().into(),
         };
+        let by_sum = matches!(&sums, Some(s) if s.hashes.len() == 1 && s.check(0, &data));
+        // The block's name is its MD5: a copy that has it is sound
+        // whatever its sidecar says.
         let sound = read == src.size
-            && match &sums {
-                Some(sums) if sums.hashes.len() == 1 && sums.check(0, &data) => true,
-                // The block's name is its MD5: a copy that has it is sound
-                // whatever its sidecar says.
-                sidecar => {
-                    check.update(&data).await;
-                    let named = check.finish() == hash;
-                    if named && sidecar.is_some() {
-                        tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block");
-                    }
-                    named
-                }
-            };
+            && (by_sum || {
+                check.update(&data).await;
+                check.finish() == hash
+            });
         if !sound {
             corrupt(node, src.local.as_ref(), hash).await;
             return Err(Failed::Corrupt);
+        }
+        if !by_sum {
+            if sums.is_some() {
+                tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block; rewriting it");
+            }
+            offer_sums(src.local.as_ref(), hash, src.size, || {
+                let mut summer = ChunkSummer::new(CHUNK_SIZE);
+                summer.update(&data);
+                summer.finish()
+            });
         }
         node.metrics().bytes_out.inc_by(data.len() as u64);
         return Ok(block_response(src.size, keep_http::body::full(data)));
@@ -209,15 +215,42 @@ pub async fn serve(
         let stream = by_chunk_sums(node.clone(), src, sums, hash, reservation);
         return Ok(block_response(size, StreamBody::new(stream).boxed_unsync()));
     }
+    let summer = src
+        .local
+        .as_ref()
+        .filter(|(vol, _)| vol.wants_sums(size))
+        .map(|_| ChunkSummer::new(CHUNK_SIZE));
     let stream = Verifying {
         node: node.clone(),
         src,
         hash,
         check,
+        summer,
         _reservation: reservation,
     }
     .into_stream();
     Ok(block_response(size, StreamBody::new(stream).boxed_unsync()))
+}
+
+/// Offers the chunk sums of a local copy just verified by its MD5 to its
+/// volume, so that its next read checks them instead (see
+/// [`Volume::keep_sums`]); `sums` is only taken if the volume wants them.
+/// Runs on its own: the answer does not wait for it.
+fn offer_sums(
+    local: Option<&(Arc<dyn Volume>, Option<CopyId>)>,
+    hash: BlockHash,
+    size: u64,
+    sums: impl FnOnce() -> ChunkSums,
+) {
+    let Some((vol, _)) = local.filter(|(vol, _)| vol.wants_sums(size)) else {
+        return;
+    };
+    let (vol, sums) = (vol.clone(), sums());
+    tokio::spawn(async move {
+        if let Err(e) = vol.keep_sums(&hash, size, sums).await {
+            tracing::debug!(volume = %vol.params().uuid, block = %hash, error = %e, "could not keep chunk sums");
+        }
+    });
 }
 
 /// Counts a corrupt copy and moves a local one aside.
@@ -309,6 +342,8 @@ struct Verifying {
     src: Source,
     hash: BlockHash,
     check: ContentCheck,
+    /// Sums taken on the way, for a volume that wants them.
+    summer: Option<ChunkSummer>,
     _reservation: Reservation,
 }
 
@@ -325,6 +360,9 @@ impl Verifying {
                 match st.src.chunks.next().await {
                     Some(Ok(chunk)) => {
                         st.check.update(&chunk).await;
+                        if let Some(summer) = &mut st.summer {
+                            summer.update(&chunk);
+                        }
                         if st.check.len() > st.src.size {
                             return Some((Err(st.fail().await), None));
                         }
@@ -338,6 +376,11 @@ impl Verifying {
                         let whole = st.check.len() == st.src.size;
                         if !(whole && std::mem::take(&mut st.check).finish() == st.hash) {
                             return Some((Err(st.fail().await), None));
+                        }
+                        if let Some(summer) = st.summer.take() {
+                            offer_sums(st.src.local.as_ref(), st.hash, st.src.size, || {
+                                summer.finish()
+                            });
                         }
                         let out = held.take()?;
                         st.node.metrics().bytes_out.inc_by(out.len() as u64);

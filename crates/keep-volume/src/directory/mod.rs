@@ -33,8 +33,8 @@ use crate::crashsafe::{self, TempFile};
 use crate::error::not_found_or_io;
 use crate::volume::to_unix_nanos;
 use crate::{
-    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, CopyId, EmptyTrashStats, IndexSender, Volume,
-    VolumeError, VolumeParams, VolumeStatus,
+    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, ChunkSums, CopyId, EmptyTrashStats,
+    IndexSender, Volume, VolumeError, VolumeParams, VolumeStatus,
 };
 
 /// Blocks of at least this size get a checksum sidecar (see
@@ -42,6 +42,11 @@ use crate::{
 /// a quarter of the CPU (measured at 256 KiB and 1 MiB). The sidecar takes
 /// 4 KiB on disk: about 3% of a block of this size, more below it.
 pub(crate) const SIDECAR_MIN: u64 = 128 << 10;
+
+/// Sidecars written after reads at once, per volume ([`Volume::keep_sums`]).
+/// Each takes a blocking thread for a small file's create and rename; a
+/// read that finds them all busy skips taking its sums.
+const SUM_WRITES: usize = 4;
 
 /// Striped locks that serialise touch, trash and commit of the same block.
 const LOCK_STRIPES: usize = 64;
@@ -81,6 +86,9 @@ struct Inner {
     nowait: Arc<nowait::Gate>,
     /// The last `statvfs` answer and when it was taken.
     status: Mutex<Option<(Instant, VolumeStatus)>>,
+    /// Sidecars being written after reads ([`Volume::keep_sums`]): up to
+    /// [`SUM_WRITES`] at a time; more are skipped.
+    sum_writes: Arc<tokio::sync::Semaphore>,
     _lock: File,
 }
 
@@ -183,6 +191,7 @@ impl DirVolume {
                 journal,
                 nowait,
                 status: Mutex::new(None),
+                sum_writes: Arc::new(tokio::sync::Semaphore::new(SUM_WRITES)),
                 _lock: lock,
             }),
         })
@@ -222,6 +231,16 @@ struct Writing {
     written: u64,
 }
 
+/// Writes `hash`'s sidecar, replacing any, without a flush: sealed, one
+/// that a crash damages reads as none (see [`crate::sums`]).
+fn write_sidecar(inner: &Inner, hash: &BlockHash, sums: &ChunkSums) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = layout::block_dir(&inner.root, hash);
+    let side = TempFile::create(&dir, &layout::temp_name(hash))?;
+    side.file().write_all(&sums.encode(hash))?;
+    side.commit_unsynced(&layout::sidecar_path(&inner.root, hash))
+}
+
 impl Writing {
     fn append(&mut self, inner: &Inner, hash: &BlockHash, chunk: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
@@ -249,12 +268,7 @@ impl Writing {
     fn commit(mut self, inner: &Inner, hash: &BlockHash) -> Result<(), VolumeError> {
         self.temp(inner, hash)?;
         if let Some(summer) = self.summer.take().filter(|_| self.written >= SIDECAR_MIN) {
-            use std::io::Write;
-            let dir = layout::block_dir(&inner.root, hash);
-            let side = TempFile::create(&dir, &layout::temp_name(hash))?;
-            side.file().write_all(&summer.finish().encode(hash))?;
-            // Sealed: one a crash damages reads as none (see `sums`).
-            side.commit_unsynced(&layout::sidecar_path(&inner.root, hash))?;
+            write_sidecar(inner, hash, &summer.finish())?;
         }
         let dest = layout::block_path(&inner.root, hash);
         let _guard = inner.lock(hash);
@@ -358,6 +372,46 @@ impl Volume for DirVolume {
                 w.append(inner, &hash, &last)?;
             }
             w.commit(inner, &hash)
+        })
+        .await
+    }
+
+    /// Not while every sidecar writer is busy: the sums would be skipped.
+    fn wants_sums(&self, size: u64) -> bool {
+        self.inner.params.allow_write
+            && size >= SIDECAR_MIN
+            && self.inner.sum_writes.available_permits() > 0
+    }
+
+    /// Writes the sidecar beside the block if it is still there with that
+    /// size; [`SUM_WRITES`] at a time (more are skipped), never on a full
+    /// volume.
+    async fn keep_sums(
+        &self,
+        hash: &BlockHash,
+        size: u64,
+        sums: ChunkSums,
+    ) -> Result<(), VolumeError> {
+        let fits = sums.chunk_size as usize == CHUNK_SIZE
+            && sums.hashes.len() as u64 == size.div_ceil(CHUNK_SIZE as u64);
+        if !self.wants_sums(size) || !fits {
+            return Ok(());
+        }
+        let Ok(permit) = self.inner.sum_writes.clone().try_acquire_owned() else {
+            return Ok(());
+        };
+        if self.status().await?.full {
+            return Ok(());
+        }
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let _permit = permit;
+            match std::fs::metadata(layout::block_path(&inner.root, &hash)) {
+                Ok(meta) if meta.len() == size => Ok(write_sidecar(inner, &hash, &sums)?),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                // Gone, or another size: nothing to describe.
+                _ => Ok(()),
+            }
         })
         .await
     }
@@ -646,6 +700,51 @@ mod tests {
             get(&vol, &hash).await.unwrap() == data[..],
             "restored from the journal"
         );
+    }
+
+    /// Sums offered after a read land as the block's sidecar, which the
+    /// next read returns; none are kept for a block that is gone or of
+    /// another size, for a small block, or on a read-only volume.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sums_offered_after_a_read_become_the_sidecar() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = open_at(tmp.path());
+        let data = test_data(3 * CHUNK_SIZE + 7, 21);
+        let hash = put(&vol, &data, CHUNK_SIZE).await.unwrap();
+        let sidecar = layout::sidecar_path(vol.root(), &hash);
+        std::fs::remove_file(&sidecar).unwrap();
+        assert!(vol.open(&hash).await.unwrap().sums.is_none());
+        let mut summer = ChunkSummer::new(CHUNK_SIZE);
+        summer.update(&data);
+        let sums = summer.finish();
+        let size = data.len() as u64;
+        assert!(vol.wants_sums(size) && !vol.wants_sums(SIDECAR_MIN - 1));
+        // Another size: not this block's sums.
+        vol.keep_sums(&hash, size + 1, sums.clone()).await.unwrap();
+        assert!(!sidecar.exists());
+        vol.keep_sums(&hash, size, sums.clone()).await.unwrap();
+        assert_eq!(vol.open(&hash).await.unwrap().sums, Some(sums.clone()));
+        assert!(get(&vol, &hash).await.unwrap() == data[..]);
+
+        // Gone: nothing is written.
+        let gone = BlockHash::of(b"not stored");
+        vol.keep_sums(&gone, size, sums.clone()).await.unwrap();
+        assert!(!layout::sidecar_path(vol.root(), &gone).exists());
+
+        // Read-only: the volume is left as it is.
+        std::fs::remove_file(&sidecar).unwrap();
+        drop(vol);
+        let mut params = VolumeParams::new("zzzzz-nyw5e-000000000000000");
+        params.allow_write = false;
+        let ro = DirVolume::open(DirOptions {
+            root: tmp.path().to_owned(),
+            params,
+            min_free_bytes: 0,
+        })
+        .unwrap();
+        assert!(!ro.wants_sums(size));
+        ro.keep_sums(&hash, size, sums).await.unwrap();
+        assert!(!sidecar.exists());
     }
 
     /// With the journal switched off by a failed placing, the block is
