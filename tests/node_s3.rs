@@ -103,6 +103,7 @@ fn writes_fail_over_while_the_store_is_down_and_s3_serves_again_after() {
         .map(|i| random_bytes(2000 + i, 90 + i as u64))
         .collect();
     let mut refused = 0;
+    let mut during_locs = Vec::new();
     for b in &during {
         let path = format!("/{}", md5_hex(b));
         let mut r = c.put(&path, b);
@@ -111,6 +112,7 @@ fn writes_fail_over_while_the_store_is_down_and_s3_serves_again_after() {
             r = c.put(&path, b);
         }
         assert_eq!(r.status, 200, "{}", r.text());
+        during_locs.push(r.text().trim().to_owned());
     }
     assert!(
         refused <= 1,
@@ -131,6 +133,22 @@ fn writes_fail_over_while_the_store_is_down_and_s3_serves_again_after() {
         8 + (8 - unreadable),
         "S3-held blocks are unreadable, disk-held ones fine"
     );
+    // S3 just failed: reads of blocks the disk holds do not ask it first
+    // (each ask would cost its retries, and count a volume error).
+    let volume_errors = || -> u64 {
+        c.get("/metrics")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("keepstore_volume_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let errors = volume_errors();
+    assert!(errors > 0, "S3's failures were counted");
+    for (loc, b) in during_locs.iter().zip(&during) {
+        assert!(c.get(&format!("/{loc}")).body == *b);
+    }
+    assert_eq!(volume_errors(), errors, "the failed volume was asked last");
     // The store comes back (empty: moto keeps state in memory).
     moto.restart();
     bucket(&moto, "keep");

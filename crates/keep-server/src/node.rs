@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use keep_locator::{BlockHash, placement};
 use keep_volume::directory::{DirOptions, DirVolume};
@@ -54,24 +55,63 @@ pub struct Node {
     draining: AtomicBool,
 }
 
-/// Volumes that failed recently, and until when to pass them over.
+/// Volumes that failed recently, and until when to pass them over: new
+/// blocks go elsewhere, reads and the "does a volume have it" check of a
+/// write try them last or not at all, so a dead store (S3 down) does not
+/// cost every request its timeouts and retries. A failure passes a volume
+/// over for [`SUSPECT_FIRST`]; each further failure before it answers again
+/// doubles that, up to [`SUSPECT_MAX`]. Any answer (a block, or "not
+/// here") clears it.
 #[derive(Debug, Default)]
 pub struct VolumeHealth {
-    until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Suspect volumes: until when, and the period that led there.
+    until: std::sync::Mutex<std::collections::HashMap<String, (Instant, Duration)>>,
+    /// How many entries `until` has: 0 makes the checks lock-free.
+    suspects: std::sync::atomic::AtomicUsize,
 }
 
+/// How long a volume is passed over after its first failure.
+pub const SUSPECT_FIRST: Duration = Duration::from_secs(5);
+/// The longest a volume that keeps failing is passed over at a time.
+pub const SUSPECT_MAX: Duration = Duration::from_secs(60);
+
 impl VolumeHealth {
-    /// Passes the volume over for `period`.
-    pub fn suspect(&self, uuid: &str, period: std::time::Duration) {
+    /// Records a failure of the volume.
+    pub fn suspect(&self, uuid: &str) {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(uuid.to_owned(), std::time::Instant::now() + period);
+        let period = match map.get(uuid) {
+            Some((_, before)) => (*before * 2).min(SUSPECT_MAX),
+            None => SUSPECT_FIRST,
+        };
+        map.insert(uuid.to_owned(), (Instant::now() + period, period));
+        self.suspects.store(map.len(), Ordering::SeqCst);
+    }
+
+    /// Records that the volume answered.
+    pub fn answered(&self, uuid: &str) {
+        if self.suspects.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(uuid);
+        self.suspects.store(map.len(), Ordering::SeqCst);
     }
 
     /// Whether the volume failed within its suspect period.
     pub fn is_suspect(&self, uuid: &str) -> bool {
+        if self.suspects.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
         let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uuid)
-            .is_some_and(|t| *t > std::time::Instant::now())
+        map.get(uuid).is_some_and(|(t, _)| *t > Instant::now())
+    }
+
+    /// `volumes` with the suspect ones moved to the end (order otherwise
+    /// kept).
+    pub fn healthy_first(&self, volumes: &mut [&Arc<dyn Volume>]) {
+        if self.suspects.load(Ordering::SeqCst) > 0 {
+            volumes.sort_by_key(|v| self.is_suspect(&v.params().uuid));
+        }
     }
 }
 
@@ -328,5 +368,29 @@ mod tests {
         assert_eq!(persistent_uuid(&path, "bi6l4").unwrap(), first);
         std::fs::write(&path, "garbage").unwrap();
         assert!(persistent_uuid(&path, "bi6l4").is_err());
+    }
+
+    /// A volume that keeps failing is passed over for longer each time, up
+    /// to the cap; an answer clears it at once.
+    #[test]
+    fn suspicion_grows_with_failures_and_an_answer_clears_it() {
+        let health = VolumeHealth::default();
+        let period = |h: &VolumeHealth| h.until.lock().unwrap().get("a").map(|(_, p)| *p);
+        assert!(!health.is_suspect("a"));
+        health.suspect("a");
+        assert!(health.is_suspect("a") && !health.is_suspect("b"));
+        assert_eq!(period(&health), Some(SUSPECT_FIRST));
+        health.suspect("a");
+        assert_eq!(period(&health), Some(SUSPECT_FIRST * 2));
+        for _ in 0..10 {
+            health.suspect("a");
+        }
+        assert_eq!(period(&health), Some(SUSPECT_MAX));
+        health.answered("b");
+        assert!(health.is_suspect("a"));
+        health.answered("a");
+        assert!(!health.is_suspect("a"));
+        health.suspect("a");
+        assert_eq!(period(&health), Some(SUSPECT_FIRST), "starts over");
     }
 }

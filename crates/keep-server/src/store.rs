@@ -2,7 +2,6 @@
 //! alike go through [`store`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 use keep_locator::BlockHash;
@@ -17,7 +16,10 @@ use crate::node::Node;
 /// With `mount`, only that volume is used. Otherwise a writable volume that
 /// already has the block takes the body for comparison (only its mtime is
 /// refreshed when the content is equal); else the first writable, non-full
-/// volume in rendezvous order writes it.
+/// volume in rendezvous order writes it. A volume that failed recently (see
+/// [`crate::node::VolumeHealth`]) is not asked whether it has the block
+/// (a second copy elsewhere beats waiting for its timeouts) and takes new
+/// blocks only if no other volume can.
 pub async fn store(
     node: &Node,
     hash: BlockHash,
@@ -49,31 +51,43 @@ pub async fn store(
         && body.declared_len().is_some_and(|n| n <= DIRECT_WRITE_MAX)
         && matches!(v.status().await, Ok(st) if !st.full)
     {
-        v.write(&hash, body).await.map_err(|e| fault(node, v, e))?;
+        v.write(&hash, body)
+            .await
+            .map_err(|e| fault(node, v, "write", e))?;
+        node.health().answered(&v.params().uuid);
         return Ok(v.clone());
     }
     for v in &writable {
-        if v.mtime(&hash).await.is_ok() {
-            dedup::write_or_touch(v, hash, body)
-                .await
-                .map_err(|e| fault(node, v, e))?;
-            return Ok((*v).clone());
+        let uuid = &v.params().uuid;
+        if node.health().is_suspect(uuid) {
+            continue;
+        }
+        match v.mtime(&hash).await {
+            Ok(_) => {
+                dedup::write_or_touch(v, hash, body)
+                    .await
+                    .map_err(|e| fault(node, v, "write", e))?;
+                node.health().answered(uuid);
+                return Ok((*v).clone());
+            }
+            Err(VolumeError::NotFound) => node.health().answered(uuid),
+            Err(e) => {
+                let _ = fault(node, v, "lookup", e);
+            }
         }
     }
     let target = pick_target(node, &writable).await?;
     target
         .write(&hash, body)
         .await
-        .map_err(|e| fault(node, target, e))?;
+        .map_err(|e| fault(node, target, "write", e))?;
+    node.health().answered(&target.params().uuid);
     Ok(target.clone())
 }
 
 /// Blocks up to this size skip the "does a volume have it" question when
 /// only one volume can take them.
 const DIRECT_WRITE_MAX: u64 = 64 << 10;
-
-/// How long a volume whose write failed is passed over for new blocks.
-const SUSPECT_FOR: Duration = Duration::from_secs(5);
 
 /// The first writable volume, in placement order, that is not full and
 /// did not just fail a write (unless every volume did).
@@ -105,12 +119,13 @@ async fn pick_target<'a>(
     })
 }
 
-/// Counts and logs a volume's own failure; passes every error on as an API error.
-fn fault(node: &Node, vol: &Arc<dyn Volume>, e: VolumeError) -> ApiError {
+/// Counts and logs a volume's own failure (in `what`: "write", "lookup")
+/// and passes it over for a while; passes every error on as an API error.
+fn fault(node: &Node, vol: &Arc<dyn Volume>, what: &str, e: VolumeError) -> ApiError {
     if e.is_volume_fault() {
-        node.health().suspect(&vol.params().uuid, SUSPECT_FOR);
+        node.health().suspect(&vol.params().uuid);
         node.metrics().volume_error(&vol.params().uuid);
-        tracing::warn!(volume = %vol.params().uuid, error = %e, "write failed");
+        tracing::warn!(volume = %vol.params().uuid, error = %e, "{what} failed");
     }
     e.into()
 }

@@ -61,11 +61,25 @@ pub async fn get_block(
     }
     let mut fault: Option<VolumeError> = None;
     let mut corrupt = false;
-    for vol in node.volumes_for(&loc.hash) {
+    let mut volumes = node.volumes_for(&loc.hash);
+    // A volume that just failed is asked last: a block held elsewhere
+    // does not wait for its timeouts.
+    node.health().healthy_first(&mut volumes);
+    for vol in volumes {
+        let uuid = &vol.params().uuid;
         let reader = match vol.open(&loc.hash).await {
-            Ok(r) => r,
-            Err(VolumeError::NotFound) => continue,
+            Ok(r) => {
+                node.health().answered(uuid);
+                r
+            }
+            Err(VolumeError::NotFound) => {
+                node.health().answered(uuid);
+                continue;
+            }
             Err(e) => {
+                if e.is_volume_fault() {
+                    node.health().suspect(uuid);
+                }
                 node.metrics().volume_error(&vol.params().uuid);
                 tracing::warn!(volume = %vol.params().uuid, error = %e, "open failed");
                 fault = Some(e);
@@ -80,6 +94,9 @@ pub async fn get_block(
             .chunks
             .map(move |c| {
                 c.map_err(|e| {
+                    if e.is_volume_fault() {
+                        node2.health().suspect(&vol2.params().uuid);
+                    }
                     node2.metrics().volume_error(&vol2.params().uuid);
                     tracing::warn!(volume = %vol2.params().uuid, error = %e, "read failed");
                     e.to_string()
