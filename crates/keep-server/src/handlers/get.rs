@@ -216,7 +216,7 @@ pub async fn serve(
         }
         if !by_sum {
             if sums.is_some() {
-                tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block; rewriting it");
+                tracing::warn!(block = %hash, "checksum sidecar disagrees with a sound block");
             }
             offer_sums(src.local.as_ref(), hash, src.size, || {
                 let mut summer = ChunkSummer::new(CHUNK_SIZE);
