@@ -522,6 +522,42 @@ fn large_blocks_verify_by_chunk_sums_and_fall_back_to_md5() {
     });
 }
 
+/// A small block's file keeps its BLAKE3 sum in an extended attribute,
+/// which a GET checks instead of the MD5; a sum that does not match a sound
+/// block (the MD5 holds) still serves it and keeps the copy.
+#[test]
+fn a_small_block_verifies_by_the_sum_on_its_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let c = node.client();
+    let data = random_bytes(4096, 84);
+    let loc = c.put_block(&data);
+    let hex = md5_hex(&data);
+    let path = node.volumes[0].join(&hex[..3]).join(&hex);
+    let attr = |p: &std::path::Path| {
+        let mut value = [0u8; 64];
+        let n = rustix::fs::getxattr(p, "user.keep.b3", &mut value).ok()?;
+        Some(value[..n].to_vec())
+    };
+    let kept = wait_for("the placed file's sum", 10, || attr(&path));
+    assert_eq!(kept.len(), 36);
+    assert_eq!(&kept[..4], b"KX3\x01");
+    assert!(c.get(&format!("/{loc}")).body == data);
+    let mut wrong = kept.clone();
+    wrong[10] ^= 1;
+    rustix::fs::setxattr(
+        &path,
+        "user.keep.b3",
+        &wrong,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let r = c.get(&format!("/{loc}"));
+    assert_eq!(r.status, 200);
+    assert!(r.body == data, "the MD5 vouches for the block");
+    assert!(path.exists(), "a sound copy stays");
+}
+
 /// A block without a sidecar (written by Arvados, or one whose sidecar
 /// was lost) gets one when a GET has verified it by MD5, whether it is read
 /// whole (one chunk) or streamed; a small block gets none.

@@ -6,7 +6,8 @@
 //! through the volume's journal (`journal`): durable in the journal when
 //! acknowledged, readable at once (from memory until the journal's placer
 //! has written their files, whole, moments later), and flushed in place by
-//! the next checkpoint. A crash can leave such a file empty or short
+//! the next checkpoint; its file carries the block's BLAKE3 (`xsum`), which
+//! reads check instead of the MD5. A crash can leave such a file empty or short
 //! under its final name until the next open replays the journal, so a
 //! directory handed back to Arvados's keepstore must first have been closed
 //! cleanly by this one (the close checkpoints).
@@ -19,6 +20,7 @@ mod layout;
 mod nowait;
 mod read;
 mod scan;
+mod xsum;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -304,7 +306,10 @@ impl Volume for DirVolume {
         // right away.
         let gate = &self.inner.nowait;
         if let Some(data) = self.inner.journal.unplaced(hash) {
-            return Ok(read::reader(gate.clone(), read::Opened::Whole(data, None)));
+            return Ok(read::reader(
+                gate.clone(),
+                read::Opened::Whole(data, None, None),
+            ));
         }
         if let nowait::Attempt::Done(opened) =
             read::open_nowait(gate, &layout::block_rel(hash), hash)?
@@ -700,6 +705,44 @@ mod tests {
             get(&vol, &hash).await.unwrap() == data[..],
             "restored from the journal"
         );
+    }
+
+    /// A small block's file, once placed, keeps the block's BLAKE3 sum,
+    /// which a read returns (where the file system keeps user attributes);
+    /// a file without it (as Arvados writes them) reads without sums.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_placed_small_block_keeps_its_sum() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = open_at(tmp.path());
+        let data = test_data(4096, 31);
+        let hash = put_in_time(&vol, &data).await;
+        let settled = vol.clone();
+        tokio::task::spawn_blocking(move || settled.inner.journal.settle())
+            .await
+            .unwrap()
+            .unwrap();
+        let path = layout::block_path(vol.root(), &hash);
+        let supported = xsum::get(&File::open(&path).unwrap()).is_some();
+        let probe = tmp.path().join("probe");
+        std::fs::write(&probe, b"x").unwrap();
+        assert_eq!(
+            supported,
+            xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok(),
+            "a sum wherever the file system takes one"
+        );
+        let sums = vol.open(&hash).await.unwrap().sums;
+        if supported {
+            let sums = sums.expect("the placed file's sum");
+            assert!(sums.hashes.len() == 1 && sums.check(0, &data));
+        } else {
+            assert_eq!(sums, None);
+        }
+        // Rewritten without it, as Arvados would: no sums, same content.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        let reader = vol.open(&hash).await.unwrap();
+        assert_eq!(reader.sums, None);
+        assert!(get(&vol, &hash).await.unwrap() == data[..]);
     }
 
     /// Sums offered after a read land as the block's sidecar, which the

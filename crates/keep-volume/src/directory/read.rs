@@ -13,7 +13,7 @@ use futures::StreamExt;
 use keep_locator::BlockHash;
 
 use super::nowait::{Attempt, Gate};
-use super::{SIDECAR_MIN, buffers};
+use super::{SIDECAR_MIN, buffers, xsum};
 use crate::{BlockReader, CHUNK_SIZE, ChunkSums, CopyId, VolumeError};
 
 struct State {
@@ -28,9 +28,9 @@ const READ_AT_OPEN: u64 = 64 << 10;
 
 /// An opened block: small ones already read, larger ones to stream.
 pub(crate) enum Opened {
-    /// The whole content, and which copy it came from (`None`: from
-    /// memory, see the journal).
-    Whole(Bytes, Option<CopyId>),
+    /// The whole content, which copy it came from (`None`: from memory,
+    /// see the journal), and its sum if its file keeps one (see `xsum`).
+    Whole(Bytes, Option<CopyId>, Option<ChunkSums>),
     /// The open file, its size, its chunk sums if a valid sidecar exists,
     /// and which copy it is.
     File(File, u64, Option<ChunkSums>, CopyId),
@@ -45,7 +45,7 @@ pub(crate) fn open(path: &Path, sidecar: &Path, hash: &BlockHash) -> Result<Open
     let size = meta.len();
     if size <= READ_AT_OPEN {
         let data = read_at(&file, 0, size as usize)?;
-        return Ok(Opened::Whole(data, Some(copy_id(&meta))));
+        return Ok(Opened::Whole(data, Some(copy_id(&meta)), xsum::get(&file)));
     }
     let sums = if size >= SIDECAR_MIN {
         std::fs::read(sidecar)
@@ -76,7 +76,10 @@ pub(crate) fn open_nowait(
     let size = meta.len();
     if size <= READ_AT_OPEN {
         return Ok(match gate.read_at(&file, 0, size as usize)? {
-            Attempt::Done(data) => Attempt::Done(Opened::Whole(data, Some(copy_id(&meta)))),
+            // The sum sits in the in-memory inode (see `xsum`).
+            Attempt::Done(data) => {
+                Attempt::Done(Opened::Whole(data, Some(copy_id(&meta)), xsum::get(&file)))
+            }
             Attempt::WouldBlock => Attempt::WouldBlock,
         });
     }
@@ -121,7 +124,7 @@ pub(crate) fn copy_id(meta: &std::fs::Metadata) -> CopyId {
 /// A reader over an opened block.
 pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
     match opened {
-        Opened::Whole(data, copy) => {
+        Opened::Whole(data, copy, sums) => {
             let size = data.len() as u64;
             let chunks = if data.is_empty() {
                 futures::stream::empty().boxed()
@@ -131,7 +134,7 @@ pub(crate) fn reader(gate: Arc<Gate>, opened: Opened) -> BlockReader {
             BlockReader {
                 size,
                 chunks,
-                sums: None,
+                sums,
                 copy,
             }
         }
@@ -239,7 +242,7 @@ mod tests {
     /// What an opened block holds, to compare the two ways of opening.
     fn describe(opened: Opened) -> (Option<Vec<u8>>, u64, Option<ChunkSums>) {
         match opened {
-            Opened::Whole(b, _) => (Some(b.to_vec()), b.len() as u64, None),
+            Opened::Whole(b, _, sums) => (Some(b.to_vec()), b.len() as u64, sums),
             Opened::File(_, size, sums, _) => (None, size, sums),
         }
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use keep_locator::BlockHash;
 use tokio::sync::oneshot;
 
-use super::super::{Stripes, layout, set_times_now};
+use super::super::{Stripes, layout, set_times_now, xsum};
 use super::{Shared, lock};
 
 /// A write waiting to be journaled and answered.
@@ -113,6 +113,10 @@ pub(super) fn write_file(
 ) -> io::Result<()> {
     let tmp = layout::create_temp(root, hash, defer_dir)?;
     tmp.file().write_all(data)?;
+    // Without it the block is checked by MD5: no reason to fail the write.
+    if let Err(e) = xsum::set(tmp.file(), data) {
+        tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
+    }
     let _guard = stripes.lock(hash);
     let path = layout::block_path(root, hash);
     match defer_dir {
