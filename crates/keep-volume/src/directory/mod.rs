@@ -389,7 +389,7 @@ impl Volume for DirVolume {
     }
 
     /// Writes the sidecar beside the block if it is still there with that
-    /// size; [`SUM_WRITES`] at a time (more are skipped), never on a full
+    /// size; `SUM_WRITES` at a time (more are skipped), never on a full
     /// volume.
     async fn keep_sums(
         &self,
