@@ -235,7 +235,7 @@ pub async fn serve(
     let summer = src
         .local
         .as_ref()
-        .filter(|(vol, copy)| copy.is_some() && vol.wants_sums(size))
+        .filter(|(vol, _)| vol.wants_sums(size))
         .map(|_| ChunkSummer::new(CHUNK_SIZE));
     let stream = Verifying {
         node: node.clone(),
@@ -251,8 +251,7 @@ pub async fn serve(
 
 /// Offers the chunk sums of a local copy just verified by its MD5 to its
 /// volume, so that its next read checks them instead (see
-/// [`Volume::keep_sums`]); `sums` is only taken if the volume wants them,
-/// and not for a copy that is no file (read from memory: `copy` unknown).
+/// [`Volume::keep_sums`]); `sums` is only taken if the volume wants them.
 /// Runs on its own: the answer does not wait for it.
 fn offer_sums(
     local: Option<&(Arc<dyn Volume>, Option<CopyId>)>,
@@ -260,8 +259,7 @@ fn offer_sums(
     size: u64,
     sums: impl FnOnce() -> ChunkSums,
 ) {
-    let wanted = local.filter(|(vol, copy)| copy.is_some() && vol.wants_sums(size));
-    let Some((vol, _)) = wanted else {
+    let Some((vol, _)) = local.filter(|(vol, _)| vol.wants_sums(size)) else {
         return;
     };
     let (vol, sums) = (vol.clone(), sums());

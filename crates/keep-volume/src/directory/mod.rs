@@ -381,18 +381,16 @@ impl Volume for DirVolume {
         .await
     }
 
-    /// For blocks that get a sidecar, and for small ones (read whole) whose
-    /// file can carry the sum (see `xsum`); not while every writer of sums
-    /// is busy: the sums would be skipped.
+    /// Not while every sidecar writer is busy: the sums would be skipped.
     fn wants_sums(&self, size: u64) -> bool {
         self.inner.params.allow_write
-            && (size >= SIDECAR_MIN || (1..=read::READ_AT_OPEN).contains(&size))
+            && size >= SIDECAR_MIN
             && self.inner.sum_writes.available_permits() > 0
     }
 
-    /// Writes the sidecar beside the block (a small block: the attribute on
-    /// its file) if it is still there with that size; `SUM_WRITES` at a
-    /// time (more are skipped), never on a full volume.
+    /// Writes the sidecar beside the block if it is still there with that
+    /// size; `SUM_WRITES` at a time (more are skipped), never on a full
+    /// volume.
     async fn keep_sums(
         &self,
         hash: &BlockHash,
@@ -413,11 +411,7 @@ impl Volume for DirVolume {
         let hash = *hash;
         self.blocking(move |inner| {
             let _permit = permit;
-            let path = layout::block_path(&inner.root, &hash);
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.len() == size && size < SIDECAR_MIN => {
-                    Ok(xsum::set_sum(&path, &sums.hashes[0])?)
-                }
+            match std::fs::metadata(layout::block_path(&inner.root, &hash)) {
                 Ok(meta) if meta.len() == size => Ok(write_sidecar(inner, &hash, &sums)?),
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
                 // Gone, or another size: nothing to describe.
@@ -749,15 +743,6 @@ mod tests {
         let reader = vol.open(&hash).await.unwrap();
         assert_eq!(reader.sums, None);
         assert!(get(&vol, &hash).await.unwrap() == data[..]);
-        // Its sum, offered after a verified read, goes on the file.
-        let mut summer = ChunkSummer::new(CHUNK_SIZE);
-        summer.update(&data);
-        let sums = summer.finish();
-        assert!(vol.wants_sums(4096) && !vol.wants_sums(0));
-        vol.keep_sums(&hash, 4096, sums.clone()).await.unwrap();
-        let kept = vol.open(&hash).await.unwrap().sums;
-        assert_eq!(kept, supported.then_some(sums));
-        assert!(!layout::sidecar_path(vol.root(), &hash).exists());
     }
 
     /// Sums offered after a read land as the block's sidecar, which the

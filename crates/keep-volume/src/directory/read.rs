@@ -24,7 +24,7 @@ struct State {
 }
 
 /// Blocks up to this size are read whole when opened.
-pub(crate) const READ_AT_OPEN: u64 = 64 << 10;
+const READ_AT_OPEN: u64 = 64 << 10;
 
 /// An opened block: small ones already read, larger ones to stream.
 pub(crate) enum Opened {

@@ -4,9 +4,7 @@
 //! 5.9 µs of CPU, BLAKE3 1.0 µs and reading the attribute 0.3 µs.
 //!
 //! Written by the journal's placer (and its replay) on the temporary file
-//! before the rename, so a file under a block's name has its sum or none;
-//! and on a block file that had none once a read has verified it by MD5
-//! (`Volume::keep_sums`).
+//! before the rename, so a file under a block's name has its sum or none.
 //! A block file without one (written by Arvados, by an earlier version, or
 //! on a file system without user attributes) is checked by MD5. The MD5 has
 //! the last word: a sum that does not match makes the reader hash the
@@ -16,7 +14,6 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
 
 use crate::{CHUNK_SIZE, ChunkSums};
 
@@ -29,23 +26,11 @@ const LEN: usize = MAGIC.len() + 32;
 
 /// Sets the sum of `data` on `file` (which holds exactly `data`).
 pub(crate) fn set(file: &File, data: &[u8]) -> io::Result<()> {
-    let value = encode(blake3::hash(data).as_bytes());
-    rustix::fs::fsetxattr(file, NAME, &value, rustix::fs::XattrFlags::empty())?;
-    Ok(())
-}
-
-/// Sets `sum`, the BLAKE3 of the content of the file at `path` (verified
-/// by the caller), on that file.
-pub(crate) fn set_sum(path: &Path, sum: &[u8; 32]) -> io::Result<()> {
-    rustix::fs::setxattr(path, NAME, &encode(sum), rustix::fs::XattrFlags::empty())?;
-    Ok(())
-}
-
-fn encode(sum: &[u8; 32]) -> [u8; LEN] {
     let mut value = [0u8; LEN];
     value[..4].copy_from_slice(MAGIC);
-    value[4..].copy_from_slice(sum);
-    value
+    value[4..].copy_from_slice(blake3::hash(data).as_bytes());
+    rustix::fs::fsetxattr(file, NAME, &value, rustix::fs::XattrFlags::empty())?;
+    Ok(())
 }
 
 /// The sum kept on `file`, as the one chunk sum of a block of at most one
