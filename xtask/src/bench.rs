@@ -607,7 +607,9 @@ fn compare_text(c: &Compare, cores: usize) -> String {
                 op,
                 table::rate(Some(r.node.mb_per_s)),
                 table::rate(nginx.map(|n| n.mb_per_s)),
-                ratio.map_or("-".into(), |x| format!("{x:.2}")),
+                ratio.map_or("-".into(), |x| {
+                    table::ratio_text(x, table::target_ratio(r.size, &r.node.op))
+                }),
                 table::verdict(table::target_ratio(r.size, &r.node.op), ratio),
                 format!("{:.0}", r.node.ops_per_s),
                 table::millis(Some(r.node.p50_ms)),

@@ -62,6 +62,19 @@ pub fn ratio(node: f64, baseline: Option<f64>) -> Option<f64> {
     baseline.filter(|b| *b > 0.0).map(|b| node / b)
 }
 
+/// A ratio with two decimals, or cut (not rounded) to three where two would
+/// round it onto a target it misses (0.4958 against 0.50 reads `0.495`,
+/// not `0.50`).
+pub fn ratio_text(ratio: f64, target: Option<f64>) -> String {
+    let two = format!("{ratio:.2}");
+    match target {
+        Some(t) if ratio < t && two == format!("{t:.2}") => {
+            format!("{:.3}", (ratio * 1000.0).floor() / 1000.0)
+        }
+        _ => two,
+    }
+}
+
 /// The target for node/nginx at this size and operation.
 pub fn target_ratio(size: u64, op: &str) -> Option<f64> {
     match (size, op) {
@@ -86,6 +99,15 @@ pub fn verdict(target: Option<f64>, ratio: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missed_target_never_reads_as_met() {
+        assert_eq!(ratio_text(0.4958, Some(0.5)), "0.495");
+        assert_eq!(ratio_text(0.5, Some(0.5)), "0.50");
+        assert_eq!(ratio_text(0.4958, None), "0.50");
+        assert_eq!(ratio_text(0.614, Some(0.6)), "0.61");
+        assert_eq!(ratio_text(0.59999, Some(0.6)), "0.599");
+    }
 
     #[test]
     fn table_aligns_text_left_and_numbers_right() {
