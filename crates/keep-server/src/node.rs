@@ -60,8 +60,9 @@ pub struct Node {
 /// write try them last or not at all, so a dead store (S3 down) does not
 /// cost every request its timeouts and retries. A failure passes a volume
 /// over for [`SUSPECT_FIRST`]; each further failure before it answers again
-/// doubles that, up to [`SUSPECT_MAX`]. Any answer (a block, or "not
-/// here") clears it.
+/// doubles that, up to [`SUSPECT_MAX`] (a failure more than
+/// [`SUSPECT_MAX`] after the last period ended starts over). Any answer (a
+/// block, or "not here") clears it.
 #[derive(Debug, Default)]
 pub struct VolumeHealth {
     /// Suspect volumes: until when, and the period that led there.
@@ -79,11 +80,12 @@ impl VolumeHealth {
     /// Records a failure of the volume.
     pub fn suspect(&self, uuid: &str) {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
         let period = match map.get(uuid) {
-            Some((_, before)) => (*before * 2).min(SUSPECT_MAX),
-            None => SUSPECT_FIRST,
+            Some((until, before)) if now < *until + SUSPECT_MAX => (*before * 2).min(SUSPECT_MAX),
+            _ => SUSPECT_FIRST,
         };
-        map.insert(uuid.to_owned(), (Instant::now() + period, period));
+        map.insert(uuid.to_owned(), (now + period, period));
         self.suspects.store(map.len(), Ordering::SeqCst);
     }
 
@@ -392,5 +394,19 @@ mod tests {
         assert!(!health.is_suspect("a"));
         health.suspect("a");
         assert_eq!(period(&health), Some(SUSPECT_FIRST), "starts over");
+        // A failure long after the last period ended starts over too.
+        health.suspect("a");
+        let long_ago = Instant::now() - SUSPECT_MAX * 3;
+        health
+            .until
+            .lock()
+            .unwrap()
+            .insert("a".into(), (long_ago, SUSPECT_MAX));
+        health.suspect("a");
+        assert_eq!(
+            period(&health),
+            Some(SUSPECT_FIRST),
+            "forgotten after a while"
+        );
     }
 }
