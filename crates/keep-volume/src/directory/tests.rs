@@ -1,0 +1,226 @@
+//! Unit tests of the directory backend: the journal's answers and
+//! waits, its failures, and the sums kept after reads.
+
+use super::*;
+use crate::conformance::{get, index, put, test_data};
+
+fn open_at(root: &Path) -> DirVolume {
+    DirVolume::open(DirOptions {
+        root: root.to_owned(),
+        params: VolumeParams::new("zzzzz-nyw5e-000000000000000"),
+        min_free_bytes: 0,
+    })
+    .unwrap()
+}
+
+/// Holds `hash`'s stripe lock on a thread of its own until the returned
+/// sender is used (or dropped), so the placer waits.
+fn hold_stripe(
+    vol: &DirVolume,
+    hash: BlockHash,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let stripes = vol.inner.stripes.clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = stripes.lock(&hash);
+        locked.send(()).unwrap();
+        let _ = released.recv();
+    });
+    is_locked.recv().unwrap();
+    (release, holder)
+}
+
+async fn put_in_time(vol: &DirVolume, data: &Bytes) -> BlockHash {
+    let answer = tokio::time::timeout(Duration::from_secs(10), put(vol, data, data.len()));
+    answer
+        .await
+        .expect("answered without waiting for the placer")
+        .unwrap()
+}
+
+/// A small block is answered once its journal record is flushed. Until
+/// the placer has written its file (held up here by the block's stripe
+/// lock) it is read from memory, and a touch, an mtime or an index
+/// waits for the placer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_block_is_served_before_its_file_is_placed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(5000, 3);
+    let hash = BlockHash::of(&data);
+    let path = layout::block_path(vol.root(), &hash);
+    let (release, holder) = hold_stripe(&vol, hash);
+
+    assert_eq!(put_in_time(&vol, &data).await, hash);
+    assert!(!path.exists(), "the placer waits for the lock");
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
+    let touched = crate::unix_nanos_now();
+    let touching = tokio::spawn({
+        let vol = vol.clone();
+        async move { vol.touch(&hash).await }
+    });
+    let indexing = tokio::spawn({
+        let vol = vol.clone();
+        async move { index(&vol, "").await }
+    });
+    let dating = tokio::spawn({
+        let vol = vol.clone();
+        async move { vol.mtime(&hash).await }
+    });
+    // Whatever the timing, none of them can finish before the file is
+    // in place.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !touching.is_finished() && !indexing.is_finished() && !dating.is_finished(),
+        "touch, index and mtime wait for the placer"
+    );
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    touching.await.unwrap().unwrap();
+    let entries = indexing.await.unwrap();
+    assert_eq!(entries.len(), 1, "the index waited for the file");
+    assert_eq!(std::fs::read(&path).unwrap(), &data[..]);
+    assert!(dating.await.unwrap().is_ok(), "the file's mtime");
+    let mtime = vol.mtime(&hash).await.unwrap();
+    assert!(mtime >= touched, "touched: {mtime} < {touched}");
+    assert!(vol.inner.journal.unplaced(&hash).is_none());
+}
+
+/// A block the placer fails to place while the closing checkpoint waits
+/// for it keeps its journal record, and the next open restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_placing_fails_during_a_checkpoint_keeps_its_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(3000, 9);
+    let hash = BlockHash::of(&data);
+    let path = layout::block_path(vol.root(), &hash);
+    // A folder under the block's name: the placer's rename fails.
+    std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+    let (release, holder) = hold_stripe(&vol, hash);
+    put_in_time(&vol, &data).await;
+    assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+    // Closing checkpoints, which waits for the placer; then the placer
+    // goes on and fails.
+    let closing = std::thread::spawn(move || drop(vol));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    closing.join().unwrap();
+
+    std::fs::remove_dir_all(&path).unwrap();
+    let vol = open_at(tmp.path());
+    assert!(
+        get(&vol, &hash).await.unwrap() == data[..],
+        "restored from the journal"
+    );
+}
+
+/// A small block's file, once placed, keeps the block's BLAKE3 sum,
+/// which a read returns (where the file system keeps user attributes);
+/// a file without it (as Arvados writes them) reads without sums.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_small_block_keeps_its_sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(4096, 31);
+    let hash = put_in_time(&vol, &data).await;
+    let settled = vol.clone();
+    tokio::task::spawn_blocking(move || settled.inner.journal.settle())
+        .await
+        .unwrap()
+        .unwrap();
+    let path = layout::block_path(vol.root(), &hash);
+    let supported = xsum::get(&File::open(&path).unwrap()).is_some();
+    let probe = tmp.path().join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    assert_eq!(
+        supported,
+        xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok(),
+        "a sum wherever the file system takes one"
+    );
+    let sums = vol.open(&hash).await.unwrap().sums;
+    if supported {
+        let sums = sums.expect("the placed file's sum");
+        assert!(sums.hashes.len() == 1 && sums.check(0, &data));
+    } else {
+        assert_eq!(sums, None);
+    }
+    // Rewritten without it, as Arvados would: no sums, same content.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &data).unwrap();
+    let reader = vol.open(&hash).await.unwrap();
+    assert_eq!(reader.sums, None);
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
+}
+
+/// Sums offered after a read land as the block's sidecar, which the
+/// next read returns; none are kept for a block that is gone or of
+/// another size, for a small block, or on a read-only volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sums_offered_after_a_read_become_the_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(3 * CHUNK_SIZE + 7, 21);
+    let hash = put(&vol, &data, CHUNK_SIZE).await.unwrap();
+    let sidecar = layout::sidecar_path(vol.root(), &hash);
+    std::fs::remove_file(&sidecar).unwrap();
+    assert!(vol.open(&hash).await.unwrap().sums.is_none());
+    let mut summer = ChunkSummer::new(CHUNK_SIZE);
+    summer.update(&data);
+    let sums = summer.finish();
+    let size = data.len() as u64;
+    assert!(vol.wants_sums(size) && !vol.wants_sums(SIDECAR_MIN - 1));
+    // Another size: not this block's sums.
+    vol.keep_sums(&hash, size + 1, sums.clone()).await.unwrap();
+    assert!(!sidecar.exists());
+    vol.keep_sums(&hash, size, sums.clone()).await.unwrap();
+    assert_eq!(vol.open(&hash).await.unwrap().sums, Some(sums.clone()));
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
+
+    // Gone: nothing is written.
+    let gone = BlockHash::of(b"not stored");
+    vol.keep_sums(&gone, size, sums.clone()).await.unwrap();
+    assert!(!layout::sidecar_path(vol.root(), &gone).exists());
+
+    // Read-only: the volume is left as it is.
+    std::fs::remove_file(&sidecar).unwrap();
+    drop(vol);
+    let mut params = VolumeParams::new("zzzzz-nyw5e-000000000000000");
+    params.allow_write = false;
+    let ro = DirVolume::open(DirOptions {
+        root: tmp.path().to_owned(),
+        params,
+        min_free_bytes: 0,
+    })
+    .unwrap();
+    assert!(!ro.wants_sums(size));
+    ro.keep_sums(&hash, size, sums).await.unwrap();
+    assert!(!sidecar.exists());
+}
+
+/// With the journal switched off by a failed placing, the block is
+/// served from memory until it is trashed: then no longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trash_forgets_a_block_the_placer_failed_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(2000, 12);
+    let hash = BlockHash::of(&data);
+    // A file where the block's folder goes: the placer cannot write.
+    std::fs::write(layout::block_dir(vol.root(), &hash), b"in the way").unwrap();
+    put_in_time(&vol, &data).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while vol.inner.journal.usable() {
+        assert!(std::time::Instant::now() < deadline, "the placer fails");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+    // (The trash itself fails: the file in the way is no folder.)
+    let _ = vol.trash(&hash, None).await;
+    assert!(
+        get(&vol, &hash).await.is_err(),
+        "no longer served from memory"
+    );
+}
