@@ -155,6 +155,53 @@ async fn a_placed_small_block_keeps_its_sum() {
     assert!(get(&vol, &hash).await.unwrap() == data[..]);
 }
 
+/// The placer replaces a damaged file under a block's name, only touches
+/// a file that already holds the block, and leaves no temporary file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placer_replaces_a_damaged_file_and_touches_an_intact_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let settle = |vol: &DirVolume| {
+        let vol = vol.clone();
+        tokio::task::spawn_blocking(move || vol.inner.journal.settle())
+    };
+    let damaged = test_data(4096, 41);
+    let intact = test_data(4096, 42);
+    let (bad, good) = (BlockHash::of(&damaged), BlockHash::of(&intact));
+    let (bad_path, good_path) = (
+        layout::block_path(vol.root(), &bad),
+        layout::block_path(vol.root(), &good),
+    );
+    std::fs::create_dir_all(bad_path.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(good_path.parent().unwrap()).unwrap();
+    let mut flipped = damaged.to_vec();
+    flipped[100] ^= 1;
+    std::fs::write(&bad_path, &flipped).unwrap();
+    std::fs::write(&good_path, &intact).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::options()
+        .write(true)
+        .open(&good_path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    put_in_time(&vol, &damaged).await;
+    put_in_time(&vol, &intact).await;
+    settle(&vol).await.unwrap().unwrap();
+
+    assert_eq!(std::fs::read(&bad_path).unwrap(), &damaged[..]);
+    assert_eq!(std::fs::read(&good_path).unwrap(), &intact[..]);
+    let mtime = std::fs::metadata(&good_path).unwrap().modified().unwrap();
+    assert!(mtime > old, "the intact file was touched");
+    for dir in [bad_path.parent().unwrap(), good_path.parent().unwrap()] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(!layout::is_temp_name(&name), "temporary file left: {name}");
+        }
+    }
+}
+
 /// Sums offered after a read land as the block's sidecar, which the
 /// next read returns; none are kept for a block that is gone or of
 /// another size, for a small block, or on a read-only volume.

@@ -3,12 +3,15 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use bytes::Bytes;
 use keep_locator::BlockHash;
+use rustix::fs::{self, AtFlags, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
 use tokio::sync::oneshot;
 
 use super::super::{Stripes, layout, set_times_now, xsum};
@@ -28,11 +31,19 @@ pub(crate) enum Job {
 /// Runs the placer until its queue closes.
 pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, jobs: Receiver<Job>) {
     yield_to_writes();
+    let at = match Root::open(root) {
+        Ok(at) => at,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open the volume's folder for the journal placer");
+            shared.fail("placement", &e);
+            return;
+        }
+    };
     for job in jobs {
         match job {
             Job::Place(batch) => {
                 for (hash, data) in batch {
-                    match place(&root, &stripes, &shared, &hash, &data) {
+                    match place(&at, &stripes, &shared, &hash, &data) {
                         Ok(()) => {
                             lock(&shared.unplaced).remove(&hash);
                         }
@@ -69,30 +80,107 @@ fn yield_to_writes() {
     }
 }
 
-/// Places a journaled block's file without flushing it. A file already
+/// The volume's folder, opened once: the placer names each file relative
+/// to it, so a block's calls walk two path components instead of the
+/// whole root path.
+struct Root {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Root {
+    fn open(path: PathBuf) -> io::Result<Root> {
+        let fd = fs::open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root { path, fd })
+    }
+}
+
+/// A temporary file named relative to the root, removed when dropped
+/// unless renamed into place.
+struct Temp<'a> {
+    root: &'a Root,
+    name: String,
+    file: File,
+    armed: bool,
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::unlinkat(&self.root.fd, &self.name, AtFlags::empty());
+        }
+    }
+}
+
+/// Creates a temporary file for `hash` in its folder, making the folder if
+/// missing (recorded in `shared.new_dirs` first: the checkpoint's `syncfs`
+/// makes it durable, and a replay makes it again; until then a plain
+/// write into it flushes the root itself, see `Journal::dir_is_new`).
+fn create_temp<'a>(root: &'a Root, shared: &Shared, hash: &BlockHash) -> io::Result<Temp<'a>> {
+    let hex = hash.to_hex();
+    let name = format!("{}/{}", &hex[..3], layout::temp_name(hash));
+    let create = || {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        fs::openat(&root.fd, &name, flags, Mode::from_bits_truncate(0o666))
+    };
+    let fd = match create() {
+        Err(Errno::NOENT) => {
+            lock(&shared.new_dirs).insert(root.path.join(&hex[..3]));
+            match fs::mkdirat(&root.fd, &hex[..3], Mode::from_bits_truncate(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            create()?
+        }
+        other => other?,
+    };
+    Ok(Temp {
+        root,
+        name,
+        file: File::from(fd),
+        armed: true,
+    })
+}
+
+/// Places a journaled block's file without flushing it: a temporary file
+/// renamed into place if no file has the block's name. A file already
 /// holding these bytes is only touched (its mtime set to now), as a plain
-/// write of an existing block would do.
+/// write of an existing block would do; any other file there is replaced.
 fn place(
-    root: &Path,
+    root: &Root,
     stripes: &Stripes,
     shared: &Shared,
     hash: &BlockHash,
     data: &[u8],
 ) -> io::Result<()> {
-    let path = layout::block_path(root, hash);
-    if holds(&path, data) {
-        let _guard = stripes.lock(hash);
-        if File::open(&path).and_then(|f| set_times_now(&f)).is_ok() {
+    let mut tmp = create_temp(root, shared, hash)?;
+    (&tmp.file).write_all(data)?;
+    // Without it the block is checked by MD5: no reason to fail the write.
+    if let Err(e) = xsum::set(&tmp.file, data) {
+        tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
+    }
+    let name = layout::block_rel(hash);
+    let _guard = stripes.lock(hash);
+    match fs::renameat_with(&root.fd, &tmp.name, &root.fd, &name, RenameFlags::NOREPLACE) {
+        Ok(()) => {
+            tmp.armed = false;
             return Ok(());
         }
+        // Taken (or a file system without `RENAME_NOREPLACE`).
+        Err(Errno::EXIST | Errno::INVAL) => {}
+        Err(e) => return Err(e.into()),
     }
-    // A new folder needs no flush now: the checkpoint's `syncfs` makes it
-    // durable, and a replay makes it again. Until then a plain write into
-    // it flushes the root itself (see `Journal::dir_is_new`).
-    let record = |dir: &Path| {
-        lock(&shared.new_dirs).insert(dir.to_owned());
-    };
-    write_file(root, stripes, hash, data, Some(&record))
+    let path = root.path.join(&name);
+    if holds(&path, data) && File::open(&path).and_then(|f| set_times_now(&f)).is_ok() {
+        return Ok(());
+    }
+    fs::renameat(&root.fd, &tmp.name, &root.fd, &name)?;
+    tmp.armed = false;
+    Ok(())
 }
 
 /// Whether the file at `path` holds exactly `data`.
