@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use md5::{Digest, Md5};
-
 use crate::LocatorError;
 
 /// The MD5 digest of a block's content: the name of the block in Keep.
@@ -59,7 +57,9 @@ impl BlockHash {
 
     /// The MD5 digest of `data`.
     pub fn of(data: &[u8]) -> Self {
-        BlockHash(Md5::digest(data).into())
+        let mut h = crate::Md5Hasher::new();
+        h.update(data);
+        h.finish()
     }
 
     /// Whether the hex form of this hash starts with `hex_prefix`.

@@ -30,11 +30,13 @@
 
 #![warn(missing_docs)]
 
+mod digest;
 mod hash;
 mod locator;
 pub mod placement;
 mod signature;
 
+pub use digest::Md5Hasher;
 pub use hash::BlockHash;
 pub use locator::{Locator, LocatorError};
 pub use placement::{permuted_order, rendezvous_weight};

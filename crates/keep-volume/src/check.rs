@@ -2,8 +2,7 @@
 //! past, compared with the hash that names the block.
 
 use bytes::Bytes;
-use keep_locator::BlockHash;
-use md5::{Digest, Md5};
+use keep_locator::{BlockHash, Md5Hasher};
 
 /// Chunks at least this large are hashed on a blocking thread so the async
 /// workers stay responsive.
@@ -12,7 +11,7 @@ const OFFLOAD_AT: usize = 128 << 10;
 /// The running MD5 of a block's bytes.
 #[derive(Clone, Default)]
 pub struct ContentCheck {
-    hasher: Md5,
+    hasher: Md5Hasher,
     len: u64,
 }
 
@@ -61,7 +60,7 @@ impl ContentCheck {
 
     /// The hash of everything seen.
     pub fn finish(self) -> BlockHash {
-        BlockHash::from_bytes(self.hasher.finalize().into())
+        self.hasher.finish()
     }
 }
 
