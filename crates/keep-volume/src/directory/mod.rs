@@ -140,6 +140,35 @@ impl Inner {
             }
         }
     }
+
+    /// A write that ran out of space (or quota) makes the volume full, as
+    /// its status says until the next free-space reading, and is answered
+    /// as such (507 when no volume can take the block), not as a failing
+    /// disk.
+    fn full_if_out_of_space(&self, e: VolumeError) -> VolumeError {
+        let out_of_space = |io: &std::io::Error| {
+            let no_space = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT];
+            io.raw_os_error()
+                .is_some_and(|n| no_space.iter().any(|e| e.raw_os_error() == n))
+        };
+        match e {
+            VolumeError::Io(io) if out_of_space(&io) => {
+                tracing::warn!(root = %self.root.display(), error = %io, "out of space: the volume is full");
+                let mut cached = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                let used_bytes = cached.map_or(0, |(_, st)| st.used_bytes);
+                *cached = Some((
+                    Instant::now(),
+                    VolumeStatus {
+                        available_bytes: 0,
+                        used_bytes,
+                        full: true,
+                    },
+                ));
+                VolumeError::Full
+            }
+            other => other,
+        }
+    }
 }
 
 /// Striped locks that serialise touch, trash and commit of the same block.
@@ -222,6 +251,62 @@ impl DirVolume {
         } else {
             Err(VolumeError::ReadOnly)
         }
+    }
+
+    /// Writes a block, through the journal if it is small.
+    async fn write_unchecked(
+        &self,
+        hash: BlockHash,
+        mut body: BlockBody,
+    ) -> Result<(), VolumeError> {
+        if self.inner.journal.usable()
+            && body
+                .declared_len()
+                .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
+        {
+            let data = collect(body).await?;
+            match self.inner.journal.write(hash, data.clone()).await {
+                // Switched off while this write waited: write it plainly.
+                Err(e) if !self.inner.journal.usable() => {
+                    tracing::warn!(block = %hash, error = %e, "journal write failed; writing the block without it");
+                    body = BlockBody::from_bytes(hash, data);
+                }
+                done => return done,
+            }
+        }
+        // Blocks of at least `SIDECAR_MIN` get a checksum sidecar.
+        let summing = body.declared_len().is_none_or(|n| n >= SIDECAR_MIN);
+        // The temporary file lives here between chunks; the write lags one
+        // chunk behind the body so the last chunk and the commit share one
+        // trip to a blocking thread (a small block costs exactly one).
+        let mut state = Some(Writing {
+            tmp: None,
+            summer: summing.then(|| ChunkSummer::new(CHUNK_SIZE)),
+            written: 0,
+        });
+        let mut pending: Option<Bytes> = None;
+        while let Some(chunk) = body.next_chunk().await? {
+            if let Some(prev) = pending.replace(chunk) {
+                let mut w = state
+                    .take()
+                    .unwrap_or_else(|| unreachable!("state is put back after every chunk"));
+                state = Some(
+                    self.blocking(move |inner| {
+                        w.append(inner, &hash, &prev)?;
+                        Ok(w)
+                    })
+                    .await?,
+                );
+            }
+        }
+        let mut w = state.unwrap_or_else(|| unreachable!("state is put back after every chunk"));
+        self.blocking(move |inner| {
+            if let Some(last) = pending {
+                w.append(inner, &hash, &last)?;
+            }
+            w.commit(inner, &hash)
+        })
+        .await
     }
 }
 
@@ -325,60 +410,14 @@ impl Volume for DirVolume {
         Ok(read::reader(gate.clone(), opened))
     }
 
-    async fn write(&self, hash: &BlockHash, mut body: BlockBody) -> Result<(), VolumeError> {
+    async fn write(&self, hash: &BlockHash, body: BlockBody) -> Result<(), VolumeError> {
         self.check_writable()?;
         if self.status().await?.full {
             return Err(VolumeError::Full);
         }
-        let hash = *hash;
-        if self.inner.journal.usable()
-            && body
-                .declared_len()
-                .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
-        {
-            let data = collect(body).await?;
-            match self.inner.journal.write(hash, data.clone()).await {
-                // Switched off while this write waited: write it plainly.
-                Err(e) if !self.inner.journal.usable() => {
-                    tracing::warn!(block = %hash, error = %e, "journal write failed; writing the block without it");
-                    body = BlockBody::from_bytes(hash, data);
-                }
-                done => return done,
-            }
-        }
-        // Blocks of at least `SIDECAR_MIN` get a checksum sidecar.
-        let summing = body.declared_len().is_none_or(|n| n >= SIDECAR_MIN);
-        // The temporary file lives here between chunks; the write lags one
-        // chunk behind the body so the last chunk and the commit share one
-        // trip to a blocking thread (a small block costs exactly one).
-        let mut state = Some(Writing {
-            tmp: None,
-            summer: summing.then(|| ChunkSummer::new(CHUNK_SIZE)),
-            written: 0,
-        });
-        let mut pending: Option<Bytes> = None;
-        while let Some(chunk) = body.next_chunk().await? {
-            if let Some(prev) = pending.replace(chunk) {
-                let mut w = state
-                    .take()
-                    .unwrap_or_else(|| unreachable!("state is put back after every chunk"));
-                state = Some(
-                    self.blocking(move |inner| {
-                        w.append(inner, &hash, &prev)?;
-                        Ok(w)
-                    })
-                    .await?,
-                );
-            }
-        }
-        let mut w = state.unwrap_or_else(|| unreachable!("state is put back after every chunk"));
-        self.blocking(move |inner| {
-            if let Some(last) = pending {
-                w.append(inner, &hash, &last)?;
-            }
-            w.commit(inner, &hash)
-        })
-        .await
+        self.write_unchecked(*hash, body)
+            .await
+            .map_err(|e| self.inner.full_if_out_of_space(e))
     }
 
     /// Not while every sidecar writer is busy: the sums would be skipped.

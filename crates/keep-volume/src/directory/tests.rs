@@ -271,3 +271,35 @@ async fn a_trash_forgets_a_block_the_placer_failed_on() {
         "no longer served from memory"
     );
 }
+
+/// A write that runs out of space answers "full" and leaves the volume
+/// full until the next free-space reading; other I/O errors stay errors.
+#[tokio::test]
+async fn running_out_of_space_makes_the_volume_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    assert!(!vol.status().await.unwrap().full);
+    let eio = std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
+    assert!(matches!(
+        vol.inner.full_if_out_of_space(VolumeError::Io(eio)),
+        VolumeError::Io(_)
+    ));
+    assert!(!vol.status().await.unwrap().full);
+    for errno in [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT] {
+        let e = std::io::Error::from_raw_os_error(errno.raw_os_error());
+        assert!(matches!(
+            vol.inner.full_if_out_of_space(VolumeError::Io(e)),
+            VolumeError::Full
+        ));
+        let st = vol.status().await.unwrap();
+        assert!(st.full && st.available_bytes == 0);
+        let data = test_data(1000, 7);
+        assert!(matches!(
+            put(&vol, &data, data.len()).await,
+            Err(VolumeError::Full)
+        ));
+        // The next reading (after STATUS_FRESH) sees the real free space.
+        *vol.inner.status.lock().unwrap() = None;
+        assert!(!vol.status().await.unwrap().full);
+    }
+}
