@@ -235,6 +235,21 @@ struct Load {
     replicas: Option<u32>,
 }
 
+/// Writes out whatever the previous phase left unwritten in the page cache
+/// (`sync -f`, untimed), so that no phase pays for the one before it: nginx
+/// does not flush its PUTs, and without this the node's next PUT phase
+/// shared the disk with the writeback of nginx's last one.
+fn settle_disk(dir: &Path) {
+    let synced = Command::new("sync")
+        .arg("-f")
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !synced {
+        eprintln!("xtask: could not sync {} between phases", dir.display());
+    }
+}
+
 /// Runs `keep-bench` against `url`; its JSON goes to `json`. A run whose
 /// requests failed still gives figures (the errors are counted in them).
 fn run_load(
@@ -494,12 +509,14 @@ impl Bench {
                 verify: true,
                 replicas: None,
             };
+            settle_disk(&self.run_dir.path);
             sampler.take();
             let json = self.run_dir.path.join(format!("node-{size}.json"));
             let node_figs = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?;
             let node_rss = sampler.take();
             let mut nginx_figs = None;
             if let Some(n) = &nginx {
+                settle_disk(&self.run_dir.path);
                 let json = self.run_dir.path.join(format!("nginx-{size}.json"));
                 match run_load(&self.keep_bench, &n.url, "webdav", &load, &json) {
                     Ok(f) => nginx_figs = Some(f),
@@ -639,7 +656,8 @@ fn compare_text(c: &Compare, cores: usize) -> String {
          without fsync, and its GET is sendfile without verification.\n\
          MB/s = 10^6 bytes/s of block data; client, node and nginx share the machine's {cores} cores.\n\
          Requests per phase: {}.\n\
-         After each GET phase every block was read again (untimed) and its MD5 checked.\n\
+         After each GET phase every block was read again (untimed) and its MD5 checked;\n\
+         before each server's phases the file system was synced (untimed).\n\
          `!` after the op: some requests failed (see the JSON).\n",
         table::mib(c.node_hwm),
         counts_text(&c.rows),
