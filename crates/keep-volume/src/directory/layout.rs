@@ -51,25 +51,18 @@ pub(crate) fn temp_name(hash: &BlockHash) -> String {
 }
 
 /// A new temporary file for writing `hash`, in the block's folder, which
-/// is made if missing (it usually exists: one `open`, no `mkdir`). A new
-/// folder is flushed into the root at once, unless `defer_dir` is given:
-/// then the folder is handed to it (before it is made, so no other writer
-/// can find it unrecorded) and making it durable is the caller's job.
+/// is made if missing (it usually exists: one `open`, no `mkdir`) and then
+/// flushed into the root at once.
 pub(crate) fn create_temp(
     root: &Path,
     hash: &BlockHash,
-    defer_dir: Option<&dyn Fn(&Path)>,
 ) -> std::io::Result<crate::crashsafe::TempFile> {
     use crate::crashsafe::{self, TempFile};
     let dir = block_dir(root, hash);
     match TempFile::create(&dir, &temp_name(hash)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(record) = defer_dir {
-                record(&dir);
-            }
             match std::fs::create_dir(&dir) {
-                Ok(()) if defer_dir.is_none() => crashsafe::sync_dir(root)?,
-                Ok(()) => {}
+                Ok(()) => crashsafe::sync_dir(root)?,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }

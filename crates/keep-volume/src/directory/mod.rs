@@ -342,7 +342,7 @@ impl Writing {
 
     fn temp(&mut self, inner: &Inner, hash: &BlockHash) -> std::io::Result<&TempFile> {
         if self.tmp.is_none() {
-            self.tmp = Some(layout::create_temp(&inner.root, hash, None)?);
+            self.tmp = Some(layout::create_temp(&inner.root, hash)?);
         }
         Ok(self
             .tmp

@@ -374,7 +374,7 @@ impl Writer {
         if place::holds(&layout::block_path(&self.root, hash), data) {
             return Ok(false);
         }
-        place::write_file(&self.root, &self.stripes, hash, data, None)?;
+        place::write_file(&self.root, &self.stripes, hash, data)?;
         Ok(true)
     }
 

@@ -188,27 +188,22 @@ pub(super) fn holds(path: &Path, data: &[u8]) -> bool {
     std::fs::read(path).is_ok_and(|existing| existing == data)
 }
 
-/// Writes `data` as `hash`'s file: a temporary file, renamed into place
-/// under the block's lock. With `defer_dir`, nothing is flushed (new
-/// folders are handed to it); without, the file, its folder and any new
-/// folder are flushed the crash-safe way.
+/// Writes `data` as `hash`'s file the crash-safe way (at open, for a
+/// record whose file is missing or wrong): a temporary file, flushed and
+/// renamed into place under the block's lock, then its folder (and the
+/// root, for a new folder) flushed.
 pub(super) fn write_file(
     root: &Path,
     stripes: &Stripes,
     hash: &BlockHash,
     data: &[u8],
-    defer_dir: Option<&dyn Fn(&Path)>,
 ) -> io::Result<()> {
-    let tmp = layout::create_temp(root, hash, defer_dir)?;
+    let tmp = layout::create_temp(root, hash)?;
     tmp.file().write_all(data)?;
     // Without it the block is checked by MD5: no reason to fail the write.
     if let Err(e) = xsum::set(tmp.file(), data) {
         tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
     }
     let _guard = stripes.lock(hash);
-    let path = layout::block_path(root, hash);
-    match defer_dir {
-        Some(_) => tmp.commit_unsynced(&path),
-        None => tmp.commit(&path),
-    }
+    tmp.commit(&layout::block_path(root, hash))
 }
