@@ -274,14 +274,12 @@ impl DirVolume {
                 done => return done,
             }
         }
-        // Blocks of at least `SIDECAR_MIN` get a checksum sidecar.
-        let summing = body.declared_len().is_none_or(|n| n >= SIDECAR_MIN);
         // The temporary file lives here between chunks; the write lags one
         // chunk behind the body so the last chunk and the commit share one
         // trip to a blocking thread (a small block costs exactly one).
         let mut state = Some(Writing {
             tmp: None,
-            summer: summing.then(|| ChunkSummer::new(CHUNK_SIZE)),
+            summer: ChunkSummer::new(CHUNK_SIZE),
             written: 0,
         });
         let mut pending: Option<Bytes> = None;
@@ -314,7 +312,7 @@ impl DirVolume {
 /// its chunk sums, and how much was written.
 struct Writing {
     tmp: Option<TempFile>,
-    summer: Option<ChunkSummer>,
+    summer: ChunkSummer,
     written: u64,
 }
 
@@ -333,9 +331,7 @@ impl Writing {
         use std::io::Write;
         let tmp = self.temp(inner, hash)?;
         tmp.file().write_all(chunk)?;
-        if let Some(s) = &mut self.summer {
-            s.update(chunk);
-        }
+        self.summer.update(chunk);
         self.written += chunk.len() as u64;
         Ok(())
     }
@@ -354,8 +350,14 @@ impl Writing {
     /// block is harmless: it describes content, not a file), then the block.
     fn commit(mut self, inner: &Inner, hash: &BlockHash) -> Result<(), VolumeError> {
         self.temp(inner, hash)?;
-        if let Some(summer) = self.summer.take().filter(|_| self.written >= SIDECAR_MIN) {
-            write_sidecar(inner, hash, &summer.finish())?;
+        let sums = self.summer.finish();
+        if self.written >= SIDECAR_MIN {
+            write_sidecar(inner, hash, &sums)?;
+        } else if let ([one], Some(tmp)) = (&sums.hashes[..], &self.tmp) {
+            // Without it the block is checked by MD5: no reason to fail.
+            if let Err(e) = xsum::set_hash(tmp.file(), one) {
+                tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
+            }
         }
         let dest = layout::block_path(&inner.root, hash);
         let _guard = inner.lock(hash);

@@ -31,13 +31,15 @@ pub(crate) enum Opened {
     /// The whole content, which copy it came from (`None`: from memory,
     /// see the journal), and its sum if its file keeps one (see `xsum`).
     Whole(Bytes, Option<CopyId>, Option<ChunkSums>),
-    /// The open file, its size, its chunk sums if a valid sidecar exists,
-    /// and which copy it is.
+    /// The open file, its size, its chunk sums if a valid sidecar exists
+    /// (below [`SIDECAR_MIN`]: the sum its file keeps, see `xsum`), and
+    /// which copy it is.
     File(File, u64, Option<ChunkSums>, CopyId),
 }
 
 /// Opens a block file; reads it at once if it is small, and the checksum
-/// sidecar of block `hash` (`sidecar`) if it is at least [`SIDECAR_MIN`].
+/// sidecar of block `hash` (`sidecar`) if it is at least [`SIDECAR_MIN`]
+/// (else the sum its file keeps).
 /// Blocking.
 pub(crate) fn open(path: &Path, sidecar: &Path, hash: &BlockHash) -> Result<Opened, VolumeError> {
     let file = File::open(path).map_err(crate::error::not_found_or_io)?;
@@ -52,7 +54,7 @@ pub(crate) fn open(path: &Path, sidecar: &Path, hash: &BlockHash) -> Result<Open
             .ok()
             .and_then(|b| ChunkSums::decode(&b, size, CHUNK_SIZE, hash))
     } else {
-        None
+        xsum::get(&file)
     };
     Ok(Opened::File(file, size, sums, copy_id(&meta)))
 }
@@ -85,7 +87,8 @@ pub(crate) fn open_nowait(
     }
     let copy = copy_id(&meta);
     if size < SIDECAR_MIN {
-        return Ok(Attempt::Done(Opened::File(file, size, None, copy)));
+        let sums = xsum::get(&file);
+        return Ok(Attempt::Done(Opened::File(file, size, sums, copy)));
     }
     let side = match gate.open(Path::new(&format!("{rel}.b3"))) {
         Ok(Attempt::Done(f)) => f,

@@ -202,6 +202,34 @@ async fn the_placer_replaces_a_damaged_file_and_touches_an_intact_one() {
     }
 }
 
+/// A block too large for the journal and too small for a sidecar (64 to
+/// 128 KiB) keeps its sum on its file too, from a plain write; read back
+/// as its one chunk sum.
+#[tokio::test]
+async fn a_plainly_written_block_under_the_sidecar_size_keeps_its_sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let data = test_data(100 << 10, 43);
+    let hash = put(&vol, &data, data.len()).await.unwrap();
+    let path = layout::block_path(vol.root(), &hash);
+    assert!(!layout::sidecar_path(vol.root(), &hash).exists());
+    let probe = tmp.path().join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    let supported = xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok();
+    let sums = vol.open(&hash).await.unwrap().sums;
+    if supported {
+        let sums = sums.expect("the file's sum");
+        assert!(sums.hashes.len() == 1 && sums.check(0, &data));
+    } else {
+        assert_eq!(sums, None);
+    }
+    // Rewritten without it, as Arvados would: no sums, same content.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &data).unwrap();
+    assert_eq!(vol.open(&hash).await.unwrap().sums, None);
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
+}
+
 /// Sums offered after a read land as the block's sidecar, which the
 /// next read returns; none are kept for a block that is gone or of
 /// another size, for a small block, or on a read-only volume.

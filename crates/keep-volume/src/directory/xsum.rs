@@ -1,16 +1,18 @@
-//! The BLAKE3 sum of a small block, kept on its file as an extended
-//! attribute (`user.keep.b3`), so that a GET of a block up to 64 KiB checks
-//! it instead of the block's MD5: on the development VM, MD5 of 4 KiB takes
-//! 5.9 µs of CPU, BLAKE3 1.0 µs and reading the attribute 0.3 µs.
+//! The BLAKE3 sum of a block of less than 128 KiB (too small for a
+//! checksum sidecar), kept on its file as an extended attribute
+//! (`user.keep.b3`), so that a GET checks it instead of the block's MD5: on
+//! the development VM, MD5 of 4 KiB takes 5.9 µs of CPU, BLAKE3 1.0 µs and
+//! reading the attribute 0.3 µs.
 //!
-//! Written by the journal's placer (and its replay) on the temporary file
-//! before the rename, so a file under a block's name has its sum or none.
-//! A block file without one (written by Arvados, by an earlier version, or
-//! on a file system without user attributes) is checked by MD5. The MD5 has
-//! the last word: a sum that does not match makes the reader hash the
-//! block with MD5, and only that decides (see `keep_server`'s GET). On ext4
-//! with 256-byte inodes the 36-byte value sits in the inode itself, so
-//! reading it costs no disk read once the file is open.
+//! Written on the temporary file before the rename, by the journal's placer
+//! (and its replay) and by a plain write, so a file under a block's name
+//! has its sum or none. A block file without one (written by Arvados, by an
+//! earlier version, or on a file system without user attributes) is
+//! checked by MD5. The MD5 has the last word: a sum that does not match
+//! makes the reader hash the block with MD5, and only that decides (see
+//! `keep_server`'s GET). On ext4 with 256-byte inodes the 36-byte value
+//! sits in the inode itself, so reading it costs no disk read once the
+//! file is open.
 
 use std::fs::File;
 use std::io;
@@ -26,9 +28,14 @@ const LEN: usize = MAGIC.len() + 32;
 
 /// Sets the sum of `data` on `file` (which holds exactly `data`).
 pub(crate) fn set(file: &File, data: &[u8]) -> io::Result<()> {
+    set_hash(file, blake3::hash(data).as_bytes())
+}
+
+/// Sets `hash`, the BLAKE3 of everything `file` holds, as its sum.
+pub(crate) fn set_hash(file: &File, hash: &[u8; 32]) -> io::Result<()> {
     let mut value = [0u8; LEN];
     value[..4].copy_from_slice(MAGIC);
-    value[4..].copy_from_slice(blake3::hash(data).as_bytes());
+    value[4..].copy_from_slice(hash);
     rustix::fs::fsetxattr(file, NAME, &value, rustix::fs::XattrFlags::empty())?;
     Ok(())
 }
