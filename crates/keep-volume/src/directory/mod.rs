@@ -354,10 +354,7 @@ impl Writing {
         if self.written >= SIDECAR_MIN {
             write_sidecar(inner, hash, &sums)?;
         } else if let ([one], Some(tmp)) = (&sums.hashes[..], &self.tmp) {
-            // Without it the block is checked by MD5: no reason to fail.
-            if let Err(e) = xsum::set_hash(tmp.file(), one) {
-                tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
-            }
+            xsum::keep(tmp.file(), hash, one);
         }
         let dest = layout::block_path(&inner.root, hash);
         let _guard = inner.lock(hash);

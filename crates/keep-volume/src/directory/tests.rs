@@ -31,6 +31,25 @@ fn hold_stripe(
     (release, holder)
 }
 
+/// Whether files under `dir` take the sum attribute (user extended
+/// attributes), tried on a probe file.
+fn sums_supported(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok()
+}
+
+/// `sums`, read back with a block of at most one chunk, is that block's
+/// one chunk sum where the file system keeps sums, and none elsewhere.
+fn assert_file_sum(sums: Option<ChunkSums>, data: &[u8], supported: bool) {
+    if supported {
+        let sums = sums.expect("the file's sum");
+        assert!(sums.hashes.len() == 1 && sums.check(0, data));
+    } else {
+        assert_eq!(sums, None);
+    }
+}
+
 async fn put_in_time(vol: &DirVolume, data: &Bytes) -> BlockHash {
     let answer = tokio::time::timeout(Duration::from_secs(10), put(vol, data, data.len()));
     answer
@@ -133,20 +152,12 @@ async fn a_placed_small_block_keeps_its_sum() {
         .unwrap();
     let path = layout::block_path(vol.root(), &hash);
     let supported = xsum::get(&File::open(&path).unwrap()).is_some();
-    let probe = tmp.path().join("probe");
-    std::fs::write(&probe, b"x").unwrap();
     assert_eq!(
         supported,
-        xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok(),
+        sums_supported(tmp.path()),
         "a sum wherever the file system takes one"
     );
-    let sums = vol.open(&hash).await.unwrap().sums;
-    if supported {
-        let sums = sums.expect("the placed file's sum");
-        assert!(sums.hashes.len() == 1 && sums.check(0, &data));
-    } else {
-        assert_eq!(sums, None);
-    }
+    assert_file_sum(vol.open(&hash).await.unwrap().sums, &data, supported);
     // Rewritten without it, as Arvados would: no sums, same content.
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&path, &data).unwrap();
@@ -213,16 +224,8 @@ async fn a_plainly_written_block_under_the_sidecar_size_keeps_its_sum() {
     let hash = put(&vol, &data, data.len()).await.unwrap();
     let path = layout::block_path(vol.root(), &hash);
     assert!(!layout::sidecar_path(vol.root(), &hash).exists());
-    let probe = tmp.path().join("probe");
-    std::fs::write(&probe, b"x").unwrap();
-    let supported = xsum::set(&File::options().write(true).open(&probe).unwrap(), b"x").is_ok();
-    let sums = vol.open(&hash).await.unwrap().sums;
-    if supported {
-        let sums = sums.expect("the file's sum");
-        assert!(sums.hashes.len() == 1 && sums.check(0, &data));
-    } else {
-        assert_eq!(sums, None);
-    }
+    let supported = sums_supported(tmp.path());
+    assert_file_sum(vol.open(&hash).await.unwrap().sums, &data, supported);
     // Rewritten without it, as Arvados would: no sums, same content.
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&path, &data).unwrap();

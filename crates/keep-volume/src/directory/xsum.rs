@@ -17,6 +17,8 @@
 use std::fs::File;
 use std::io;
 
+use keep_locator::BlockHash;
+
 use crate::{CHUNK_SIZE, ChunkSums};
 
 /// The attribute's name.
@@ -27,12 +29,22 @@ const MAGIC: &[u8; 4] = b"KX3\x01";
 const LEN: usize = MAGIC.len() + 32;
 
 /// Sets the sum of `data` on `file` (which holds exactly `data`).
+#[cfg(test)]
 pub(crate) fn set(file: &File, data: &[u8]) -> io::Result<()> {
     set_hash(file, blake3::hash(data).as_bytes())
 }
 
+/// Sets `sum` (the BLAKE3 of everything `file` holds, block `block`) as
+/// its sum, if the file system lets it: without one the block is checked
+/// by MD5, so a failure here is no reason to fail a write.
+pub(crate) fn keep(file: &File, block: &BlockHash, sum: &[u8; 32]) {
+    if let Err(e) = set_hash(file, sum) {
+        tracing::debug!(block = %block, error = %e, "could not keep the block's sum");
+    }
+}
+
 /// Sets `hash`, the BLAKE3 of everything `file` holds, as its sum.
-pub(crate) fn set_hash(file: &File, hash: &[u8; 32]) -> io::Result<()> {
+fn set_hash(file: &File, hash: &[u8; 32]) -> io::Result<()> {
     let mut value = [0u8; LEN];
     value[..4].copy_from_slice(MAGIC);
     value[4..].copy_from_slice(hash);

@@ -159,10 +159,7 @@ fn place(
 ) -> io::Result<()> {
     let mut tmp = create_temp(root, shared, hash)?;
     (&tmp.file).write_all(data)?;
-    // Without it the block is checked by MD5: no reason to fail the write.
-    if let Err(e) = xsum::set(&tmp.file, data) {
-        tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
-    }
+    xsum::keep(&tmp.file, hash, blake3::hash(data).as_bytes());
     let name = layout::block_rel(hash);
     let _guard = stripes.lock(hash);
     match fs::renameat_with(&root.fd, &tmp.name, &root.fd, &name, RenameFlags::NOREPLACE) {
@@ -200,10 +197,7 @@ pub(super) fn write_file(
 ) -> io::Result<()> {
     let tmp = layout::create_temp(root, hash)?;
     tmp.file().write_all(data)?;
-    // Without it the block is checked by MD5: no reason to fail the write.
-    if let Err(e) = xsum::set(tmp.file(), data) {
-        tracing::debug!(block = %hash, error = %e, "could not keep the block's sum");
-    }
+    xsum::keep(tmp.file(), hash, blake3::hash(data).as_bytes());
     let _guard = stripes.lock(hash);
     tmp.commit(&layout::block_path(root, hash))
 }
