@@ -6,12 +6,13 @@
 //! [`MAX_BLOCK_SIZE`], and hashed to the expected MD5. Every other outcome is
 //! an error, after which the backend discards what it wrote.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use keep_locator::BlockHash;
 
 use crate::check::ContentCheck;
+use crate::frames::Frames;
 
 /// The largest block a volume stores: 64 MiB.
 pub const MAX_BLOCK_SIZE: u64 = 1 << 26;
@@ -111,23 +112,26 @@ impl BlockBody {
     }
 
     /// The next chunk of verified-so-far data (up to about [`CHUNK_SIZE`]
-    /// bytes), or `Ok(None)` once the body ended and matched its hash and
-    /// length. Any error is final.
+    /// bytes) as one buffer, or `Ok(None)` once the body ended and matched
+    /// its hash and length. Any error is final.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        Ok(self.next_frames().await?.map(Frames::into_bytes))
+    }
+
+    /// Like [`next_chunk`](Self::next_chunk), with the bytes left in the
+    /// frames they arrived in: for writers that take pieces (`writev`), so
+    /// that nothing copies them together first.
+    pub async fn next_frames(&mut self) -> Result<Option<Frames>, BodyError> {
         if self.finished {
             return Ok(None);
         }
         if self.declared.is_some_and(|d| d > MAX_BLOCK_SIZE) {
             return Err(BodyError::TooLarge);
         }
-        let mut first: Option<Bytes> = None;
-        let mut gathered: Option<BytesMut> = None;
-        while !self.eof {
+        let mut frames = Frames::new();
+        while !self.eof && frames.len() < CHUNK_SIZE {
             match self.stream.next().await {
                 Some(Ok(frame)) => {
-                    if frame.is_empty() {
-                        continue;
-                    }
                     self.received += frame.len() as u64;
                     if self.received > MAX_BLOCK_SIZE {
                         return Err(BodyError::TooLarge);
@@ -140,48 +144,19 @@ impl BlockBody {
                             received: self.received,
                         });
                     }
-                    let len = match (&mut gathered, first.take()) {
-                        (Some(buf), None) => {
-                            buf.extend_from_slice(&frame);
-                            buf.len()
-                        }
-                        (None, Some(prev)) => {
-                            let mut buf = BytesMut::with_capacity(CHUNK_SIZE.max(prev.len()));
-                            buf.extend_from_slice(&prev);
-                            buf.extend_from_slice(&frame);
-                            let len = buf.len();
-                            gathered = Some(buf);
-                            len
-                        }
-                        (_, None) => {
-                            let len = frame.len();
-                            first = Some(frame);
-                            len
-                        }
-                        (Some(_), Some(_)) => {
-                            unreachable!("first is cleared once gathering starts")
-                        }
-                    };
-                    if len >= CHUNK_SIZE {
-                        break;
-                    }
+                    frames.push(frame);
                 }
                 Some(Err(e)) => return Err(e),
                 None => self.eof = true,
             }
         }
-        let chunk = match (gathered, first) {
-            (Some(buf), _) => Some(buf.freeze()),
-            (None, first) => first,
-        };
-        if let Some(chunk) = chunk {
-            self.check.update(&chunk).await;
-            return Ok(Some(chunk));
+        if frames.is_empty() {
+            return self.finish();
         }
-        self.finish()
+        Ok(Some(self.check.update_frames(frames).await))
     }
 
-    fn finish(&mut self) -> Result<Option<Bytes>, BodyError> {
+    fn finish<T>(&mut self) -> Result<Option<T>, BodyError> {
         if let Some(declared) = self.declared
             && declared != self.received
         {

@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use keep_locator::{BlockHash, Md5Hasher};
 
+use crate::frames::Frames;
+
 /// Chunks at least this large are hashed on a blocking thread so the async
 /// workers stay responsive.
 const OFFLOAD_AT: usize = 128 << 10;
@@ -48,6 +50,31 @@ impl ContentCheck {
         };
     }
 
+    /// Adds a batch of frames and hands them back; large batches are
+    /// hashed on a blocking thread.
+    pub async fn update_frames(&mut self, mut frames: Frames) -> Frames {
+        self.len += frames.len() as u64;
+        if frames.len() < OFFLOAD_AT {
+            for p in frames.parts() {
+                self.hasher.update(p);
+            }
+            return frames;
+        }
+        let mut hasher = std::mem::take(&mut self.hasher);
+        let done = tokio::task::spawn_blocking(move || {
+            for p in frames.parts() {
+                hasher.update(p);
+            }
+            (hasher, frames)
+        });
+        let (hasher, frames) = match done.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.hasher = hasher;
+        frames
+    }
+
     /// Bytes seen so far.
     pub fn len(&self) -> u64 {
         self.len
@@ -74,6 +101,25 @@ mod tests {
         let mut check = ContentCheck::new();
         check.update(&data.slice(..10)).await;
         check.update(&data.slice(10..)).await;
+        assert_eq!(check.len(), data.len() as u64);
+        assert_eq!(check.finish(), BlockHash::of(&data));
+    }
+
+    #[tokio::test]
+    async fn frames_hash_like_one_buffer_on_both_sides_of_offload() {
+        let data = Bytes::from((0..3 * OFFLOAD_AT + 5).map(|i| i as u8).collect::<Vec<_>>());
+        let mut check = ContentCheck::new();
+        for range in [0..7, 7..OFFLOAD_AT, OFFLOAD_AT..data.len()] {
+            let mut frames = Frames::new();
+            frames.push(data.slice(range.start..range.start + (range.end - range.start) / 2));
+            frames.push(data.slice(range.start + (range.end - range.start) / 2..range.end));
+            let back = check.update_frames(frames).await;
+            assert_eq!(
+                back.len(),
+                range.end - range.start,
+                "frames come back whole"
+            );
+        }
         assert_eq!(check.len(), data.len() as u64);
         assert_eq!(check.finish(), BlockHash::of(&data));
     }

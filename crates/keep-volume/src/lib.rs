@@ -20,12 +20,14 @@ pub mod conformance;
 pub use keep_crashsafe as crashsafe;
 pub mod directory;
 mod error;
+pub mod frames;
 pub mod sums;
 mod volume;
 
 pub use body::{BlockBody, BodyError, CHUNK_SIZE, ChunkStream, MAX_BLOCK_SIZE};
 pub use check::ContentCheck;
 pub use error::VolumeError;
+pub use frames::Frames;
 pub use sums::{ChunkSummer, ChunkSums};
 pub use volume::{
     BlockReader, CopyId, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams,

@@ -35,7 +35,7 @@ use crate::crashsafe::{self, TempFile};
 use crate::error::not_found_or_io;
 use crate::volume::to_unix_nanos;
 use crate::{
-    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, ChunkSums, CopyId, EmptyTrashStats,
+    BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, ChunkSums, CopyId, EmptyTrashStats, Frames,
     IndexSender, Volume, VolumeError, VolumeParams, VolumeStatus,
 };
 
@@ -282,15 +282,15 @@ impl DirVolume {
             summer: ChunkSummer::new(CHUNK_SIZE),
             written: 0,
         });
-        let mut pending: Option<Bytes> = None;
-        while let Some(chunk) = body.next_chunk().await? {
-            if let Some(prev) = pending.replace(chunk) {
+        let mut pending: Option<Frames> = None;
+        while let Some(chunk) = body.next_frames().await? {
+            if let Some(mut prev) = pending.replace(chunk) {
                 let mut w = state
                     .take()
                     .unwrap_or_else(|| unreachable!("state is put back after every chunk"));
                 state = Some(
                     self.blocking(move |inner| {
-                        w.append(inner, &hash, &prev)?;
+                        w.append(inner, &hash, &mut prev)?;
                         Ok(w)
                     })
                     .await?,
@@ -299,8 +299,8 @@ impl DirVolume {
         }
         let mut w = state.unwrap_or_else(|| unreachable!("state is put back after every chunk"));
         self.blocking(move |inner| {
-            if let Some(last) = pending {
-                w.append(inner, &hash, &last)?;
+            if let Some(mut last) = pending {
+                w.append(inner, &hash, &mut last)?;
             }
             w.commit(inner, &hash)
         })
@@ -327,12 +327,18 @@ fn write_sidecar(inner: &Inner, hash: &BlockHash, sums: &ChunkSums) -> std::io::
 }
 
 impl Writing {
-    fn append(&mut self, inner: &Inner, hash: &BlockHash, chunk: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
+    fn append(
+        &mut self,
+        inner: &Inner,
+        hash: &BlockHash,
+        frames: &mut Frames,
+    ) -> std::io::Result<()> {
         let tmp = self.temp(inner, hash)?;
-        tmp.file().write_all(chunk)?;
-        self.summer.update(chunk);
-        self.written += chunk.len() as u64;
+        frames.write_to(tmp.file())?;
+        for p in frames.parts() {
+            self.summer.update(p);
+        }
+        self.written += frames.len() as u64;
         Ok(())
     }
 
