@@ -17,18 +17,20 @@
 //!
 //! Results go to `target/bench/<UTC stamp>.json` and `target/bench/latest.json`.
 
+mod load;
 mod machine;
 mod servers;
 mod table;
 mod two_copy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::{root, run_cmd};
+use load::{Load, OpFigures, run_load, settle_disk};
 use machine::Machine;
 use servers::{Nginx, Node, RssSampler};
 
@@ -167,127 +169,6 @@ fn plan(size: u64, concurrency: usize, quick: bool) -> (u64, usize) {
 }
 
 /// One operation's figures, as `keep-bench` reports them.
-#[derive(Debug, Clone, PartialEq)]
-struct OpFigures {
-    op: String,
-    ops: u64,
-    errors: u64,
-    first_error: Option<String>,
-    bytes: u64,
-    seconds: f64,
-    mb_per_s: f64,
-    ops_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    verified: Option<u64>,
-}
-
-impl OpFigures {
-    fn to_json(&self) -> Value {
-        json!({
-            "op": self.op, "ops": self.ops, "errors": self.errors,
-            "first_error": self.first_error, "bytes": self.bytes,
-            "seconds": self.seconds, "mb_per_s": self.mb_per_s,
-            "ops_per_s": self.ops_per_s, "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms, "verified": self.verified,
-        })
-    }
-}
-
-/// The `results` of a `keep-bench` JSON report.
-fn parse_report(text: &str) -> anyhow::Result<Vec<OpFigures>> {
-    let v: Value = serde_json::from_str(text).context("keep-bench's JSON")?;
-    anyhow::ensure!(v["tool"] == "keep-bench", "not a keep-bench report");
-    let results = v["results"].as_array().context("no results")?;
-    results
-        .iter()
-        .map(|r| {
-            let num = |k: &str| r[k].as_f64().with_context(|| format!("result without {k}"));
-            let int = |k: &str| r[k].as_u64().with_context(|| format!("result without {k}"));
-            Ok(OpFigures {
-                op: r["op"].as_str().context("result without op")?.to_owned(),
-                ops: int("ops")?,
-                errors: int("errors")?,
-                first_error: r["first_error"].as_str().map(str::to_owned),
-                bytes: int("bytes")?,
-                seconds: num("seconds")?,
-                mb_per_s: num("mb_per_s")?,
-                ops_per_s: num("ops_per_s")?,
-                p50_ms: num("p50_ms")?,
-                p99_ms: num("p99_ms")?,
-                verified: r["verified"].as_u64(),
-            })
-        })
-        .collect()
-}
-
-/// One `keep-bench` run's settings.
-#[derive(Debug, Clone)]
-struct Load {
-    ops: &'static str,
-    size: u64,
-    count: u64,
-    concurrency: usize,
-    warmup: usize,
-    seed: u64,
-    verify: bool,
-    /// Copies asked for on PUT.
-    replicas: Option<u32>,
-}
-
-/// Writes out whatever the previous phase left unwritten in the page cache
-/// (`sync -f`, untimed), so that no phase pays for the one before it: nginx
-/// does not flush its PUTs, and without this the node's next PUT phase
-/// shared the disk with the writeback of nginx's last one.
-fn settle_disk(dir: &Path) {
-    let synced = Command::new("sync")
-        .arg("-f")
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !synced {
-        eprintln!("xtask: could not sync {} between phases", dir.display());
-    }
-}
-
-/// Runs `keep-bench` against `url`; its JSON goes to `json`. A run whose
-/// requests failed still gives figures (the errors are counted in them).
-fn run_load(
-    bin: &Path,
-    url: &str,
-    scheme: &str,
-    load: &Load,
-    json: &Path,
-) -> anyhow::Result<Vec<OpFigures>> {
-    let mut cmd = Command::new(bin);
-    cmd.arg(load.ops)
-        .args(["--url", url, "--scheme", scheme])
-        .arg(format!("--size={}", load.size))
-        .arg(format!("--count={}", load.count))
-        .arg(format!("--concurrency={}", load.concurrency))
-        .arg(format!("--warmup={}", load.warmup))
-        .arg(format!("--seed={}", load.seed))
-        .arg("--json")
-        .arg(json);
-    if load.verify {
-        cmd.arg("--verify");
-    }
-    if let Some(n) = load.replicas {
-        cmd.arg(format!("--replicas={n}"));
-    }
-    let _ = std::fs::remove_file(json);
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {}", bin.display()))?;
-    let text = std::fs::read_to_string(json)
-        .with_context(|| format!("keep-bench against {url} wrote no report ({status})"))?;
-    let figures = parse_report(&text)?;
-    if !status.success() {
-        eprintln!("xtask: keep-bench against {url} reported failed requests ({status})");
-    }
-    Ok(figures)
-}
-
 /// One line of the comparison.
 #[derive(Debug, Clone)]
 struct Row {
@@ -303,6 +184,51 @@ impl Row {
     fn ratio(&self) -> Option<f64> {
         table::ratio(self.node.mb_per_s, self.nginx.as_ref().map(|n| n.mb_per_s))
     }
+
+    /// The PUT ratio with each server's flush after the phase counted.
+    fn durable_ratio(&self) -> Option<f64> {
+        let node = self.node.durable_mb_per_s?;
+        table::ratio(node, self.nginx.as_ref().and_then(|n| n.durable_mb_per_s))
+    }
+}
+
+/// The PUT rows again, counted until their data was on disk.
+fn durable_text(rows: &[Row]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.node.durable_mb_per_s.is_some())
+        .map(|r| {
+            let nginx = r.nginx.as_ref();
+            vec![
+                size_name(r.size),
+                table::rate(r.node.durable_mb_per_s),
+                format!("{:.2}", r.node.flush_seconds.unwrap_or(0.0)),
+                table::rate(nginx.and_then(|n| n.durable_mb_per_s)),
+                nginx
+                    .and_then(|n| n.flush_seconds)
+                    .map_or("-".into(), |f| format!("{f:.2}")),
+                r.durable_ratio().map_or("-".into(), |x| format!("{x:.2}")),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let headers = [
+        "size",
+        "node MB/s",
+        "node flush s",
+        "nginx MB/s",
+        "nginx flush s",
+        "ratio",
+    ];
+    format!(
+        "\nPUT until durable: each PUT phase was followed by a timed syncfs of the file system,\n\
+         and MB/s here counts it (the ratio the targets above use does not). The node has\n\
+         flushed before it answers; nginx leaves its PUTs in the page cache, so on a machine\n\
+         whose free memory holds them it copies at memory speed until the flush.\n{}",
+        table::format_table(&headers, &rows, 1)
+    )
 }
 
 /// How the baseline went.
@@ -508,6 +434,7 @@ impl Bench {
                 seed: self.seed,
                 verify: true,
                 replicas: None,
+                flush_after_put: Some(self.run_dir.path.clone()),
             };
             settle_disk(&self.run_dir.path);
             sampler.take();
@@ -570,6 +497,7 @@ impl Bench {
             seed: self.seed ^ 1,
             verify: false,
             replicas: None,
+            flush_after_put: None,
         };
         let json = self.run_dir.path.join("peak-rss.json");
         let put = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?
@@ -657,11 +585,13 @@ fn compare_text(c: &Compare, cores: usize) -> String {
          MB/s = 10^6 bytes/s of block data; client, node and nginx share the machine's {cores} cores.\n\
          Requests per phase: {}.\n\
          After each GET phase every block was read again (untimed) and its MD5 checked;\n\
-         before each server's phases the file system was synced (untimed).\n\
+         before each server's phases the file system was synced (untimed), and after each\n\
+         PUT phase (timed, see below), so no phase shares the disk with the one before it.\n\
          `!` after the op: some requests failed (see the JSON).\n",
         table::mib(c.node_hwm),
         counts_text(&c.rows),
     ));
+    out.push_str(&durable_text(&c.rows));
     out
 }
 
@@ -691,6 +621,7 @@ fn compare_json(c: &Compare) -> Value {
             "node": r.node.to_json(),
             "nginx": r.nginx.as_ref().map(OpFigures::to_json),
             "ratio": r.ratio(),
+            "durable_ratio": r.durable_ratio(),
             "target": table::target_ratio(r.size, &r.node.op),
             "node_rss_sampled_peak_bytes": r.node_rss,
         })).collect::<Vec<_>>(),

@@ -16,6 +16,7 @@ pub mod scheme;
 pub mod size;
 pub mod stats;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,9 @@ pub struct Options {
     pub pool_memory: u64,
     /// Copies to ask for on PUT (`X-Keep-Desired-Replicas`).
     pub replicas: Option<u32>,
+    /// After the PUT phase, flush the file system that holds this path
+    /// (`syncfs`), timed, and report it.
+    pub flush_after_put: Option<PathBuf>,
 }
 
 /// Runs the operations and reports them. Failed requests are counted in
@@ -160,7 +164,12 @@ async fn run_ops(
                     .into_iter()
                     .map(|(i, path)| (block_at(i), path))
                     .collect();
-                results.push(result(Op::Put, timed, None));
+                let mut put = result(Op::Put, timed, None);
+                if let Some(dir) = &opts.flush_after_put {
+                    let flush = flush(dir.clone()).await?;
+                    put.flushed(flush);
+                }
+                results.push(put);
             }
             Op::Get => {
                 if stored.is_empty() {
@@ -241,6 +250,18 @@ async fn phase_get(
     .await
 }
 
+/// Flushes the file system that holds `dir` and says how long it took.
+async fn flush(dir: PathBuf) -> anyhow::Result<Duration> {
+    tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        let f = std::fs::File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        rustix::fs::syncfs(&f).with_context(|| format!("flushing {}", dir.display()))?;
+        Ok(start.elapsed())
+    })
+    .await
+    .context("the flush panicked")?
+}
+
 fn ensure_clean(what: &str, phase: &Phase) -> anyhow::Result<()> {
     match &phase.first_error {
         None => Ok(()),
@@ -264,6 +285,8 @@ fn result(op: Op, phase: Phase, verified: Option<u64>) -> OpResult {
         ops_per_s: stats::ops_per_s(phase.ops, phase.wall),
         latency: Latency::of(phase.latencies),
         verified,
+        flush_seconds: None,
+        durable_mb_per_s: None,
     }
 }
 
@@ -280,6 +303,9 @@ pub fn summary_line(size: u64, r: &OpResult) -> String {
         r.ops,
         r.seconds
     );
+    if let (Some(f), Some(d)) = (r.flush_seconds, r.durable_mb_per_s) {
+        line.push_str(&format!(", then flush {f:.2} s: {d:.1} MB/s durable"));
+    }
     if let Some(v) = r.verified {
         line.push_str(&format!(", {v} verified"));
     }

@@ -58,6 +58,13 @@ struct Flags {
     /// answer stores fewer counts as failed.
     #[arg(long)]
     replicas: Option<u32>,
+    /// After the PUT phase, flush the file system that holds this path
+    /// (syncfs), timed: the PUT is reported once more with the flush
+    /// counted, as the rate at which its data became durable. For a server
+    /// that does not flush its writes (the baseline), that is the fair
+    /// figure to set against a node that does.
+    #[arg(long, value_name = "DIR")]
+    flush_after_put: Option<PathBuf>,
     /// Write the JSON report here instead of standard output.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -87,6 +94,7 @@ fn run(f: Flags) -> anyhow::Result<()> {
         timeout: f.timeout,
         pool_memory: f.pool_memory,
         replicas: f.replicas,
+        flush_after_put: f.flush_after_put,
     };
     let report = keep_bench::run(&opts)?;
     for r in &report.results {

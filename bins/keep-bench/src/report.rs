@@ -1,7 +1,8 @@
 //! The JSON a run writes: one object per run, one result per operation.
 //!
 //! `cargo xtask bench` reads these fields (`results[].op`, `ops`, `errors`,
-//! `bytes`, `seconds`, `mb_per_s`, `ops_per_s`, `p50_ms`, `p99_ms`); keep
+//! `bytes`, `seconds`, `mb_per_s`, `ops_per_s`, `p50_ms`, `p99_ms`,
+//! `flush_seconds`, `durable_mb_per_s`); keep
 //! them stable.
 
 use serde::Serialize;
@@ -77,6 +78,21 @@ pub struct OpResult {
     /// GET only, with `--verify`: blocks read again after the timed phase
     /// and found to have the right MD5.
     pub verified: Option<u64>,
+    /// PUT only, with `--flush-after-put`: how long flushing the file
+    /// system took after the phase (what the server left for the disk).
+    pub flush_seconds: Option<f64>,
+    /// `bytes` / (`seconds` + `flush_seconds`): the rate at which the
+    /// phase's data became durable.
+    pub durable_mb_per_s: Option<f64>,
+}
+
+impl OpResult {
+    /// Records the flush that followed the phase.
+    pub fn flushed(&mut self, flush: std::time::Duration) {
+        let total = std::time::Duration::from_secs_f64(self.seconds) + flush;
+        self.flush_seconds = Some(flush.as_secs_f64());
+        self.durable_mb_per_s = Some(crate::stats::mb_per_s(self.bytes, total));
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +126,8 @@ mod tests {
                     max_ms: 2.5,
                 },
                 verified: Some(10),
+                flush_seconds: None,
+                durable_mb_per_s: None,
             }],
         };
         let v = serde_json::to_value(&report).unwrap();
@@ -134,5 +152,35 @@ mod tests {
             assert!(r[key].is_number(), "{key} missing in {r}");
         }
         assert!(r["first_error"].is_null());
+        assert!(r["flush_seconds"].is_null());
+    }
+
+    #[test]
+    fn a_flush_counts_in_the_durable_rate() {
+        let mut r = OpResult {
+            op: Op::Put,
+            ops: 2,
+            errors: 0,
+            first_error: None,
+            bytes: 4_000_000,
+            seconds: 1.0,
+            mb_per_s: 4.0,
+            ops_per_s: 2.0,
+            latency: Latency {
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                mean_ms: 1.2,
+                max_ms: 2.5,
+            },
+            verified: None,
+            flush_seconds: None,
+            durable_mb_per_s: None,
+        };
+        r.flushed(std::time::Duration::from_secs(1));
+        assert_eq!(r.flush_seconds, Some(1.0));
+        let durable = r.durable_mb_per_s.unwrap();
+        assert!((durable - 2.0).abs() < 1e-9, "{durable}");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["durable_mb_per_s"].as_f64(), Some(durable));
     }
 }

@@ -1,4 +1,5 @@
 //! Tests of the bench's pure parts: parsing, planning, reports.
+use super::load::parse_report;
 use super::*;
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -101,6 +102,8 @@ fn figures(op: &str, mb_per_s: f64) -> OpFigures {
         p50_ms: 1.5,
         p99_ms: 3.25,
         verified: None,
+        flush_seconds: None,
+        durable_mb_per_s: None,
     }
 }
 
@@ -146,6 +149,35 @@ fn comparison_table_and_json() {
     assert_eq!(v["rows"][1]["target"], 0.6);
     assert_eq!(v["rows"][1]["nginx"]["mb_per_s"], 100.0);
     assert_eq!(v["node_peak_rss_bytes"], 25 << 20);
+}
+
+#[test]
+fn durable_put_counts_the_flush() {
+    let mut c = sample_compare(true);
+    assert!(
+        !compare_text(&c, 2).contains("PUT until durable"),
+        "no flush, no section"
+    );
+    let put = &mut c.rows[0];
+    put.node.flush_seconds = Some(0.01);
+    put.node.durable_mb_per_s = Some(29.0);
+    if let Some(n) = put.nginx.as_mut() {
+        n.flush_seconds = Some(1.0);
+        n.durable_mb_per_s = Some(20.0);
+    }
+    let text = compare_text(&c, 2);
+    let at = text.find("PUT until durable").expect("the section");
+    let row = text[at..]
+        .lines()
+        .find(|l| l.starts_with("4 KiB"))
+        .expect("the 4 KiB row");
+    for cell in ["29.0", "0.01", "20.0", "1.00", "1.45"] {
+        assert!(row.contains(cell), "{cell} missing in {row}");
+    }
+    let v = compare_json(&c);
+    assert_eq!(v["rows"][0]["durable_ratio"], 29.0 / 20.0);
+    assert_eq!(v["rows"][0]["nginx"]["flush_seconds"], 1.0);
+    assert!(v["rows"][1]["durable_ratio"].is_null());
 }
 
 #[test]

@@ -64,6 +64,7 @@ impl Bench {
                 seed: self.seed ^ seed,
                 verify: false,
                 replicas: Some(copies),
+                flush_after_put: None,
             };
             let json = self.run_dir.path.join(format!("two-copy-{copies}.json"));
             figures.push(
@@ -151,6 +152,8 @@ mod tests {
             p50_ms: 1.0,
             p99_ms: 2.0,
             verified: None,
+            flush_seconds: None,
+            durable_mb_per_s: None,
         }
     }
 
