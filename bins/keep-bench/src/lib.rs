@@ -71,6 +71,9 @@ pub struct Options {
     /// After the PUT phase, flush the file system that holds this path
     /// (`syncfs`), timed, and report it.
     pub flush_after_put: Option<PathBuf>,
+    /// With a count: the GET phase reads every stored block this many
+    /// times (at least once), so that it lasts long enough to measure.
+    pub get_passes: u32,
 }
 
 /// Runs the operations and reports them. Failed requests are counted in
@@ -196,7 +199,14 @@ async fn run_ops(
                 )
                 .await;
                 ensure_clean("GET warm-up", &warm)?;
-                let mut timed = phase_get(&ctx, opts.concurrency, until, &stored_now, false).await;
+                let get_until = match until {
+                    Until::Count(_) => Until::Count(
+                        (stored_now.len() as u64).saturating_mul(u64::from(opts.get_passes.max(1))),
+                    ),
+                    elapsed => elapsed,
+                };
+                let mut timed =
+                    phase_get(&ctx, opts.concurrency, get_until, &stored_now, false).await;
                 let verified = if opts.verify {
                     let check = Until::Count(stored_now.len() as u64);
                     let pass = phase_get(&ctx, opts.concurrency, check, &stored_now, true).await;

@@ -65,6 +65,10 @@ struct Flags {
     /// figure to set against a node that does.
     #[arg(long, value_name = "DIR")]
     flush_after_put: Option<PathBuf>,
+    /// Read every block this many times in the GET phase (with --count),
+    /// so that a phase of few large blocks lasts long enough to measure.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    get_passes: u32,
     /// Write the JSON report here instead of standard output.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -95,6 +99,7 @@ fn run(f: Flags) -> anyhow::Result<()> {
         pool_memory: f.pool_memory,
         replicas: f.replicas,
         flush_after_put: f.flush_after_put,
+        get_passes: f.get_passes,
     };
     let report = keep_bench::run(&opts)?;
     for r in &report.results {

@@ -83,6 +83,8 @@ pub(super) struct Load {
     pub(super) replicas: Option<u32>,
     /// Flush the file system holding this path after the PUT phase, timed.
     pub(super) flush_after_put: Option<std::path::PathBuf>,
+    /// How many times the GET phase reads each block.
+    pub(super) get_passes: u32,
 }
 
 /// Writes out whatever the previous phase left unwritten in the page cache
@@ -124,6 +126,9 @@ pub(super) fn run_load(
     }
     if let Some(n) = load.replicas {
         cmd.arg(format!("--replicas={n}"));
+    }
+    if load.get_passes > 1 {
+        cmd.arg(format!("--get-passes={}", load.get_passes));
     }
     if let Some(dir) = &load.flush_after_put {
         cmd.arg("--flush-after-put").arg(dir);

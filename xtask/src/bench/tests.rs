@@ -117,6 +117,7 @@ fn sample_compare(baseline: bool) -> Compare {
     };
     Compare {
         rows: vec![row("put", 30.0, 40.0), row("get", 50.0, 100.0)],
+        get_passes: 4,
         node_hwm: 25 << 20,
         baseline: if baseline {
             Baseline::Ran {
@@ -142,6 +143,7 @@ fn comparison_table_and_json() {
     );
     assert!(text.contains("node peak RSS (VmHWM) over the whole comparison: 25.0 MiB"));
     assert!(text.contains("without fsync"));
+    assert!(text.contains("4 KiB x100; each GET phase read every block 4 time(s)"));
     let v = compare_json(&c);
     assert_eq!(v["baseline"]["status"], "ran");
     assert_eq!(v["rows"][0]["op"], "put");
@@ -149,6 +151,7 @@ fn comparison_table_and_json() {
     assert_eq!(v["rows"][1]["target"], 0.6);
     assert_eq!(v["rows"][1]["nginx"]["mb_per_s"], 100.0);
     assert_eq!(v["node_peak_rss_bytes"], 25 << 20);
+    assert_eq!(v["get_passes"], 4);
 }
 
 #[test]

@@ -65,6 +65,7 @@ impl Bench {
                 verify: false,
                 replicas: Some(copies),
                 flush_after_put: None,
+                get_passes: 1,
             };
             let json = self.run_dir.path.join(format!("two-copy-{copies}.json"));
             figures.push(
