@@ -8,7 +8,8 @@
 //!
 //! - `compare`: per block size, `keep-bench put,get` against the node, then
 //!   the same load against nginx; a table of MB/s, ops/s, p50/p99 and the
-//!   ratio node/nginx, with the node's peak RSS.
+//!   ratio node/nginx, with the node's peak RSS, and each PUT again counted
+//!   until durable (a timed `syncfs` after its phase).
 //! - `peak-rss`: a second fresh node under 16 concurrent 64 MiB PUTs; its
 //!   peak RSS against the 400 MiB target.
 //! - `two-copy-put`: 2-copy PUT through a 3-node cluster, against
@@ -173,7 +174,6 @@ fn plan(size: u64, concurrency: usize, quick: bool) -> (u64, usize) {
     (count, warmup)
 }
 
-/// One operation's figures, as `keep-bench` reports them.
 /// One line of the comparison.
 #[derive(Debug, Clone)]
 struct Row {

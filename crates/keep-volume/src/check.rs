@@ -33,46 +33,45 @@ impl ContentCheck {
 
     /// Adds a chunk; large chunks are hashed on a blocking thread.
     pub async fn update(&mut self, chunk: &Bytes) {
-        self.len += chunk.len() as u64;
-        if chunk.len() < OFFLOAD_AT {
-            self.hasher.update(chunk);
-            return;
-        }
-        let mut hasher = std::mem::take(&mut self.hasher);
-        let chunk = chunk.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            hasher.update(&chunk);
-            hasher
-        });
-        self.hasher = match done.await {
-            Ok(h) => h,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
+        self.feed(chunk.len(), chunk.clone(), |h, c| h.update(c))
+            .await;
     }
 
     /// Adds a batch of frames and hands them back; large batches are
     /// hashed on a blocking thread.
-    pub async fn update_frames(&mut self, mut frames: Frames) -> Frames {
-        self.len += frames.len() as u64;
-        if frames.len() < OFFLOAD_AT {
-            for p in frames.parts() {
-                self.hasher.update(p);
+    pub async fn update_frames(&mut self, frames: Frames) -> Frames {
+        self.feed(frames.len(), frames, |h, f| {
+            for p in f.parts() {
+                h.update(p);
             }
-            return frames;
+        })
+        .await
+    }
+
+    /// Hashes `len` bytes held by `data` with `hash`, on a blocking thread
+    /// from [`OFFLOAD_AT`] bytes up, and hands `data` back.
+    async fn feed<T: Send + 'static>(
+        &mut self,
+        len: usize,
+        mut data: T,
+        hash: fn(&mut Md5Hasher, &mut T),
+    ) -> T {
+        self.len += len as u64;
+        if len < OFFLOAD_AT {
+            hash(&mut self.hasher, &mut data);
+            return data;
         }
         let mut hasher = std::mem::take(&mut self.hasher);
         let done = tokio::task::spawn_blocking(move || {
-            for p in frames.parts() {
-                hasher.update(p);
-            }
-            (hasher, frames)
+            hash(&mut hasher, &mut data);
+            (hasher, data)
         });
-        let (hasher, frames) = match done.await {
+        let (hasher, data) = match done.await {
             Ok(done) => done,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         self.hasher = hasher;
-        frames
+        data
     }
 
     /// Bytes seen so far.

@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+/// One operation's figures, as `keep-bench` reports them.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct OpFigures {
     pub(super) op: String,
