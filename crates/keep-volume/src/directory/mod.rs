@@ -146,10 +146,9 @@ impl Inner {
     /// as such (507 when no volume can take the block), not as a failing
     /// disk.
     fn full_if_out_of_space(&self, e: VolumeError) -> VolumeError {
+        use rustix::io::Errno;
         let out_of_space = |io: &std::io::Error| {
-            let no_space = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT];
-            io.raw_os_error()
-                .is_some_and(|n| no_space.iter().any(|e| e.raw_os_error() == n))
+            matches!(Errno::from_io_error(io), Some(Errno::NOSPC | Errno::DQUOT))
         };
         match e {
             VolumeError::Io(io) if out_of_space(&io) => {
