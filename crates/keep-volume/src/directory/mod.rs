@@ -258,10 +258,10 @@ impl DirVolume {
         hash: BlockHash,
         mut body: BlockBody,
     ) -> Result<(), VolumeError> {
-        if self.inner.journal.usable()
-            && body
-                .declared_len()
-                .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
+        if body
+            .declared_len()
+            .is_some_and(|n| n <= journal::JOURNAL_BLOCK_MAX)
+            && self.inner.journal.ready()
         {
             let data = collect(body).await?;
             match self.inner.journal.write(hash, data.clone()).await {

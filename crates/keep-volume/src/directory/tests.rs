@@ -334,3 +334,144 @@ async fn running_out_of_space_makes_the_volume_full() {
         assert!(!vol.status().await.unwrap().full);
     }
 }
+
+/// The generation in the volume's journal header.
+fn journal_generation(root: &Path) -> u64 {
+    let head = std::fs::read(root.join(journal::FILE_NAME)).unwrap();
+    u64::from_le_bytes(head[4..12].try_into().unwrap())
+}
+
+/// Waits until the placer's failure has switched the journal off.
+async fn until_switched_off(vol: &DirVolume) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while vol.inner.journal.usable() {
+        assert!(std::time::Instant::now() < deadline, "the placer fails");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// [`journal::Journal::recover`] on a blocking thread.
+async fn recover(vol: &DirVolume) -> bool {
+    let vol = vol.clone();
+    tokio::task::spawn_blocking(move || vol.inner.journal.recover())
+        .await
+        .unwrap()
+}
+
+/// A journal switched off by a full disk comes back without a restart:
+/// the block the placer failed on gets its file, the records are retired,
+/// and small writes go through the journal again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_switched_off_by_a_full_disk_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let generation = journal_generation(tmp.path());
+    vol.inner
+        .journal
+        .fail_next_placing(rustix::io::Errno::NOSPC);
+    let first = test_data(3000, 31);
+    let hash = put_in_time(&vol, &first).await;
+    until_switched_off(&vol).await;
+    let path = layout::block_path(vol.root(), &hash);
+    assert!(!path.exists());
+    assert!(get(&vol, &hash).await.unwrap() == first[..], "from memory");
+    // Meanwhile a small write goes the plain way: its file is there at once.
+    let second = test_data(2000, 32);
+    let hash2 = put_in_time(&vol, &second).await;
+    assert!(layout::block_path(vol.root(), &hash2).exists());
+    assert!(!vol.inner.journal.usable(), "not due yet");
+
+    assert!(recover(&vol).await);
+    assert!(vol.inner.journal.usable());
+    assert_eq!(std::fs::read(&path).unwrap(), first[..]);
+    assert!(vol.inner.journal.unplaced(&hash).is_none());
+    assert!(!vol.inner.journal.holds(&hash), "its record is retired");
+    assert!(journal_generation(tmp.path()) > generation);
+    let third = test_data(1000, 33);
+    let hash3 = put_in_time(&vol, &third).await;
+    assert!(vol.inner.journal.holds(&hash3), "journaled again");
+
+    drop(vol);
+    let vol = open_at(tmp.path());
+    for (h, d) in [(hash, first), (hash2, second), (hash3, third)] {
+        assert!(get(&vol, &h).await.unwrap() == d[..]);
+        assert_eq!(
+            std::fs::read(layout::block_path(vol.root(), &h)).unwrap(),
+            d[..]
+        );
+    }
+}
+
+/// Any other failure keeps the journal off until the next open, which
+/// then writes the block the placer failed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_switched_off_by_an_io_error_stays_off_until_reopened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    vol.inner.journal.fail_next_placing(rustix::io::Errno::IO);
+    let data = test_data(3000, 34);
+    let hash = put_in_time(&vol, &data).await;
+    until_switched_off(&vol).await;
+    vol.inner.journal.retry_now();
+    assert!(!recover(&vol).await);
+    let other = test_data(100, 35);
+    put_in_time(&vol, &other).await;
+    assert!(!vol.inner.journal.usable());
+    let path = layout::block_path(vol.root(), &hash);
+    assert!(!path.exists());
+    assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+    drop(vol);
+    let vol = open_at(tmp.path());
+    assert!(vol.inner.journal.usable());
+    assert_eq!(std::fs::read(&path).unwrap(), data[..]);
+}
+
+/// A failure while coming back that is not about space keeps the journal
+/// off for good, and the block stays served from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_comeback_leaves_the_block_in_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    vol.inner
+        .journal
+        .fail_next_placing(rustix::io::Errno::NOSPC);
+    let data = test_data(3000, 36);
+    let hash = put_in_time(&vol, &data).await;
+    until_switched_off(&vol).await;
+    // A file where the block's folder goes: the replay cannot write it.
+    let dir = layout::block_dir(vol.root(), &hash);
+    std::fs::write(&dir, b"in the way").unwrap();
+    assert!(!recover(&vol).await);
+    assert!(!vol.inner.journal.usable());
+    assert!(get(&vol, &hash).await.unwrap() == data[..], "from memory");
+    std::fs::remove_file(&dir).unwrap();
+    assert!(!recover(&vol).await, "not an out-of-space failure");
+}
+
+/// A small write finds the journal off with its retry due, and the
+/// journal thread brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_write_asks_a_journal_that_is_off_to_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    vol.inner
+        .journal
+        .fail_next_placing(rustix::io::Errno::DQUOT);
+    let data = test_data(3000, 37);
+    let hash = put_in_time(&vol, &data).await;
+    until_switched_off(&vol).await;
+    vol.inner.journal.retry_now();
+    put_in_time(&vol, &test_data(500, 38)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !vol.inner.journal.usable() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal comes back"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        std::fs::read(layout::block_path(vol.root(), &hash)).unwrap(),
+        data[..]
+    );
+}

@@ -32,12 +32,14 @@
 //!   crash-safe way. Then a checkpoint. A torn record (a batch cut by a
 //!   crash, never answered) fails its MD5 and ends the replay.
 //! - Any failure to write or flush the journal, to place a block, to
-//!   checkpoint, or to replay a record switches the journal off until the
-//!   next open (a checkpoint that was waiting for the placer then retires
-//!   nothing): small
-//!   blocks are then written the plain way, and no record is retired, so
-//!   the next open replays them all. (A flush error is reported once; a
-//!   retried flush could succeed over lost data.)
+//!   checkpoint, or to replay a record switches the journal off (a
+//!   checkpoint that was waiting for the placer then retires nothing):
+//!   small blocks are then written the plain way, and no record is
+//!   retired, so the next open replays them all. If every failure was
+//!   running out of space, the journal comes back by itself once there is
+//!   space again, doing what that open would do (`recover`); any other
+//!   failure keeps it off until the next open. (A flush error is reported
+//!   once; a retried flush could succeed over lost data.)
 //!
 //! Lock order: nothing calls [`Journal::checkpoint`] while holding a block
 //! stripe lock, because the placer takes those locks and a checkpoint waits
@@ -48,6 +50,7 @@
 
 mod place;
 mod record;
+mod recover;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -57,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bytes::Bytes;
 use keep_locator::BlockHash;
@@ -95,6 +99,9 @@ const PLACE_QUEUE: usize = 2;
 enum Msg {
     Write(Pending),
     Checkpoint(std::sync::mpsc::SyncSender<io::Result<()>>),
+    /// Try to switch a journal that is off back on (see `recover`);
+    /// answer whether it is on.
+    Recover(Option<std::sync::mpsc::SyncSender<bool>>),
     /// Answer once every write answered so far is in its file.
     Settle(std::sync::mpsc::SyncSender<()>),
 }
@@ -112,14 +119,38 @@ struct Shared {
     /// Folders the placer made without flushing their parent, since the
     /// last checkpoint.
     new_dirs: Mutex<HashSet<PathBuf>>,
-    /// Set by any failure: no more journaling, no more retiring.
+    /// Set by any failure: no more journaling, no more retiring (until
+    /// the journal comes back, see `recover`).
     failed: AtomicBool,
+    /// When a journal switched off tries to come back.
+    retry: Mutex<recover::Retry>,
+    /// A failure the placer reports instead of placing its next block.
+    #[cfg(test)]
+    fault: Mutex<Option<rustix::io::Errno>>,
 }
 
 impl Shared {
+    /// Switches the journal off; it may come back if `e` is running out of
+    /// space (see `recover`).
     fn fail(&self, what: &str, e: &io::Error) {
+        self.fail_as(what, e, recover::recoverable(e));
+    }
+
+    /// Switches the journal off until the next open: for a failed flush,
+    /// after which the page cache may show what the disk lost.
+    fn fail_for_good(&self, what: &str, e: &io::Error) {
+        self.fail_as(what, e, false);
+    }
+
+    fn fail_as(&self, what: &str, e: &io::Error, recoverable: bool) {
+        lock(&self.retry).failed(Instant::now(), recoverable);
         if !self.failed.swap(true, Ordering::SeqCst) {
-            tracing::error!(error = %e, "journal {what} failed; small blocks are written without the journal until the volume is opened again");
+            let until = if recoverable {
+                "until it is tried again (the disk is full)"
+            } else {
+                "until the volume is opened again"
+            };
+            tracing::error!(error = %e, "journal {what} failed; small blocks are written without the journal {until}");
         }
     }
 }
@@ -166,6 +197,46 @@ impl Journal {
     /// Whether small writes may go through the journal.
     pub(crate) fn usable(&self) -> bool {
         !self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// [`Journal::usable`], for a write about to choose its way. A journal
+    /// that is off asks its thread to try to come back when that is due
+    /// (see `recover`); this write still goes the plain way.
+    pub(crate) fn ready(&self) -> bool {
+        if self.usable() {
+            return true;
+        }
+        if lock(&self.shared.retry).due(Instant::now())
+            && let Some(tx) = &self.tx
+        {
+            // A full queue skips this attempt; the next is due later.
+            let _ = tx.try_send(Msg::Recover(None));
+        }
+        false
+    }
+
+    /// Tries to switch a journal that is off back on now, and answers
+    /// whether it is on. Blocking.
+    #[cfg(test)]
+    pub(crate) fn recover(&self) -> bool {
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        let Some(tx) = self.tx.as_ref() else {
+            return false;
+        };
+        tx.blocking_send(Msg::Recover(Some(done))).is_ok() && answer.recv().unwrap_or(false)
+    }
+
+    /// Makes the placer fail its next block with `errno`.
+    #[cfg(test)]
+    pub(crate) fn fail_next_placing(&self, errno: rustix::io::Errno) {
+        *lock(&self.shared.fault) = Some(errno);
+    }
+
+    /// Makes a journal that is off due to try to come back at its next
+    /// small write.
+    #[cfg(test)]
+    pub(crate) fn retry_now(&self) {
+        lock(&self.shared.retry).make_due();
     }
 
     /// Stores a verified block: answered once it is durable and visible.
@@ -387,13 +458,18 @@ impl Writer {
             return Ok(());
         }
         let result = self.retire();
-        if let Err(e) = &result {
-            self.shared.fail("checkpoint", e);
+        // (A placing that failed while this waited switched the journal
+        // off already, with its own error.)
+        if let Err(e) = &result
+            && !self.shared.failed.load(Ordering::SeqCst)
+        {
+            self.shared.fail_for_good("checkpoint", e);
         }
         result
     }
 
-    fn retire(&mut self) -> io::Result<()> {
+    /// Returns once the placer has done every job sent so far.
+    fn wait_for_placer(&self) -> io::Result<()> {
         if let Some(placer) = &self.placer {
             let (done, placed) = std::sync::mpsc::sync_channel(1);
             placer
@@ -403,6 +479,11 @@ impl Writer {
                 .recv()
                 .map_err(|_| io::Error::other("the journal's placer stopped"))?;
         }
+        Ok(())
+    }
+
+    fn retire(&mut self) -> io::Result<()> {
+        self.wait_for_placer()?;
         // A block the placer failed to place while this waited is answered
         // and lives only in the journal: its record must stay.
         if self.shared.failed.load(Ordering::SeqCst) {
@@ -437,6 +518,7 @@ impl Writer {
             let mut batch = Vec::new();
             let mut checkpoints = Vec::new();
             let mut settles = Vec::new();
+            let mut recovers = Vec::new();
             let mut bytes = 0;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
@@ -453,6 +535,10 @@ impl Writer {
                         settles.push(done);
                         break;
                     }
+                    Msg::Recover(done) => {
+                        recovers.push(done);
+                        break;
+                    }
                 }
                 if bytes < BATCH_BYTES {
                     next = rx.try_recv().ok();
@@ -463,6 +549,12 @@ impl Writer {
             }
             for done in checkpoints {
                 let _ = done.send(self.checkpoint());
+            }
+            for done in recovers {
+                let on = self.recover();
+                if let Some(done) = done {
+                    let _ = done.send(on);
+                }
             }
             for done in settles {
                 // The placer answers it after the batches before it; if it
@@ -537,12 +629,12 @@ impl Writer {
         if end > self.len {
             buf.resize((end.next_multiple_of(GROW_STEP) - self.offset) as usize, 0);
         }
-        let written = self
-            .file
-            .write_all_at(&buf, self.offset)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = self.file.write_all_at(&buf, self.offset) {
             self.shared.fail("write", &e);
+            return Err(e);
+        }
+        if let Err(e) = self.file.sync_data() {
+            self.shared.fail_for_good("flush", &e);
             return Err(e);
         }
         self.len = self.len.max(self.offset + buf.len() as u64);

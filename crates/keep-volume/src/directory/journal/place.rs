@@ -157,6 +157,10 @@ fn place(
     hash: &BlockHash,
     data: &[u8],
 ) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(errno) = lock(&shared.fault).take() {
+        return Err(errno.into());
+    }
     let mut tmp = create_temp(root, shared, hash)?;
     (&tmp.file).write_all(data)?;
     xsum::keep(&tmp.file, hash, blake3::hash(data).as_bytes());
