@@ -379,6 +379,12 @@ async fn a_journal_switched_off_by_a_full_disk_comes_back() {
     let second = test_data(2000, 32);
     let hash2 = put_in_time(&vol, &second).await;
     assert!(layout::block_path(vol.root(), &hash2).exists());
+    // Had that write asked for a retry, it would be done once this is.
+    let v = vol.clone();
+    tokio::task::spawn_blocking(move || v.inner.journal.settle())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!vol.inner.journal.usable(), "not due yet");
 
     assert!(recover(&vol).await);
@@ -474,4 +480,28 @@ async fn a_small_write_asks_a_journal_that_is_off_to_come_back() {
         std::fs::read(layout::block_path(vol.root(), &hash)).unwrap(),
         data[..]
     );
+}
+
+/// A failed journal flush keeps the journal off until the next open, even
+/// for lack of space: the page cache may show what the disk lost. The
+/// write it failed goes the plain way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_journal_flush_keeps_it_off_until_reopened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    vol.inner.journal.fail_next_flush(rustix::io::Errno::NOSPC);
+    let data = test_data(3000, 39);
+    let hash = put_in_time(&vol, &data).await;
+    assert!(!vol.inner.journal.usable());
+    assert_eq!(
+        std::fs::read(layout::block_path(vol.root(), &hash)).unwrap(),
+        data[..],
+        "written plainly"
+    );
+    vol.inner.journal.retry_now();
+    assert!(!recover(&vol).await);
+    drop(vol);
+    let vol = open_at(tmp.path());
+    assert!(vol.inner.journal.usable());
+    assert!(get(&vol, &hash).await.unwrap() == data[..]);
 }

@@ -114,7 +114,8 @@ struct Shared {
     /// Blocks journaled and answered whose files are not yet in place:
     /// at most the placer's queue and the batch in its hands. A block
     /// whose placing failed stays here (and in the journal, which is then
-    /// switched off, so the next open replays it).
+    /// switched off, so the next open, or the journal coming back, replays
+    /// it).
     unplaced: Mutex<HashMap<BlockHash, Bytes>>,
     /// Folders the placer made without flushing their parent, since the
     /// last checkpoint.
@@ -124,9 +125,19 @@ struct Shared {
     failed: AtomicBool,
     /// When a journal switched off tries to come back.
     retry: Mutex<recover::Retry>,
-    /// A failure the placer reports instead of placing its next block.
+    /// Failures to report instead of doing the work.
     #[cfg(test)]
-    fault: Mutex<Option<rustix::io::Errno>>,
+    faults: Mutex<Faults>,
+}
+
+/// Failures a test asks for.
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct Faults {
+    /// The placer's next block.
+    placing: Option<rustix::io::Errno>,
+    /// The journal's next flush.
+    flush: Option<rustix::io::Errno>,
 }
 
 impl Shared {
@@ -167,7 +178,8 @@ impl Journal {
     /// Opens (creating if needed) the journal of the volume at `root`,
     /// replays it, and starts its threads. Only a journal file that cannot
     /// be opened or created is an error; a failed replay leaves the journal
-    /// switched off and its records for the next open.
+    /// switched off and its records for the next open (or for the journal
+    /// coming back, if it only ran out of space).
     pub(crate) fn open(root: &Path, stripes: Arc<Stripes>) -> io::Result<Journal> {
         let shared = Arc::new(Shared::default());
         let mut writer = Writer::open(root, stripes, shared.clone())?;
@@ -229,7 +241,13 @@ impl Journal {
     /// Makes the placer fail its next block with `errno`.
     #[cfg(test)]
     pub(crate) fn fail_next_placing(&self, errno: rustix::io::Errno) {
-        *lock(&self.shared.fault) = Some(errno);
+        lock(&self.shared.faults).placing = Some(errno);
+    }
+
+    /// Makes the journal's next flush fail with `errno`.
+    #[cfg(test)]
+    pub(crate) fn fail_next_flush(&self, errno: rustix::io::Errno) {
+        lock(&self.shared.faults).flush = Some(errno);
     }
 
     /// Makes a journal that is off due to try to come back at its next
@@ -265,8 +283,8 @@ impl Journal {
 
     /// Stops serving `hash` from memory: for a block whose placing failed
     /// (the journal is then off), before it is trashed or moved aside. Its
-    /// record stays, so the next open may restore it: a spare copy, never
-    /// a lost one.
+    /// record stays, so the next open (or the journal coming back) may
+    /// restore it: a spare copy, never a lost one.
     pub(crate) fn forget(&self, hash: &BlockHash) {
         lock(&self.shared.unplaced).remove(hash);
     }
@@ -290,8 +308,9 @@ impl Journal {
     /// Makes everything written so far durable in place and retires the
     /// journal's records. Blocking: call from a blocking thread, holding no
     /// stripe lock. With the journal switched off it does nothing: its
-    /// records stay for the next open (which may then restore a block
-    /// trashed meanwhile: a spare copy, never a lost one).
+    /// records stay for the next open or the journal coming back (either
+    /// may then restore a block trashed meanwhile: a spare copy, never a
+    /// lost one).
     pub(crate) fn checkpoint(&self) -> Result<(), VolumeError> {
         if !self.usable() {
             return Ok(());
@@ -631,6 +650,12 @@ impl Writer {
         }
         if let Err(e) = self.file.write_all_at(&buf, self.offset) {
             self.shared.fail("write", &e);
+            return Err(e);
+        }
+        #[cfg(test)]
+        if let Some(errno) = lock(&self.shared.faults).flush.take() {
+            let e = io::Error::from(errno);
+            self.shared.fail_for_good("flush", &e);
             return Err(e);
         }
         if let Err(e) = self.file.sync_data() {

@@ -158,7 +158,7 @@ fn place(
     data: &[u8],
 ) -> io::Result<()> {
     #[cfg(test)]
-    if let Some(errno) = lock(&shared.fault).take() {
+    if let Some(errno) = lock(&shared.faults).placing.take() {
         return Err(errno.into());
     }
     let mut tmp = create_temp(root, shared, hash)?;
@@ -192,7 +192,10 @@ pub(super) fn holds(path: &Path, data: &[u8]) -> bool {
 /// Writes `data` as `hash`'s file the crash-safe way (at open, for a
 /// record whose file is missing or wrong): a temporary file, flushed and
 /// renamed into place under the block's lock, then its folder (and the
-/// root, for a new folder) flushed.
+/// root, for a new folder) flushed. A failure of that last step carries no
+/// OS error code: whatever it was, the journal may not come back without
+/// a reopen (see `recover`), since the block's name may be in place while
+/// the flush that would have made it durable failed.
 pub(super) fn write_file(
     root: &Path,
     stripes: &Stripes,
@@ -204,4 +207,5 @@ pub(super) fn write_file(
     xsum::keep(tmp.file(), hash, blake3::hash(data).as_bytes());
     let _guard = stripes.lock(hash);
     tmp.commit(&layout::block_path(root, hash))
+        .map_err(|e| io::Error::other(format!("could not make {hash}'s file durable: {e}")))
 }

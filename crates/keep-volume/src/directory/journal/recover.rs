@@ -145,8 +145,16 @@ impl Writer {
             retry: false,
         };
         self.wait_for_placer().map_err(for_good)?;
-        // A rewrite that ran out of space fails before its flush, or its
-        // temporary file is thrown away: a later attempt starts afresh.
+        // The placer may have failed another way while this waited.
+        if !lock(&self.shared.retry).allowed() {
+            return Err(for_good(io::Error::other(
+                "the placer failed other than for space",
+            )));
+        }
+        // A rewrite that ran out of space did so before its file was
+        // renamed into place (a failed flush after that carries no OS
+        // error code, see `place::write_file`): a later attempt starts
+        // afresh.
         let restored = self.replay().map_err(|error| Failed {
             retry: recoverable(&error),
             error,
