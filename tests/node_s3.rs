@@ -1,8 +1,8 @@
 //! A node on an S3 volume (a real S3-compatible server, moto, on loopback):
 //! the Arvados SDK round-trips blocks, and the node rides out the store
-//! dying and coming back.
+//! dying and coming back, in a cluster too.
 
-use keep_tests::{Keepstore, NodeOptions, md5_hex, random_bytes, sdk, wait_for};
+use keep_tests::{Introducer, Keepstore, NodeOptions, md5_hex, random_bytes, sdk, wait_for};
 use keep_volume_s3::testing::{ACCESS_KEY, Moto, SECRET_KEY, create_bucket};
 
 fn bucket(moto: &Moto, name: &str) {
@@ -160,4 +160,76 @@ fn writes_fail_over_while_the_store_is_down_and_s3_serves_again_after() {
     for b in &during {
         assert_eq!(c.get(&format!("/{}", c.put_block(b))).body, *b);
     }
+}
+
+/// The sum of a node's `keepstore_volume_errors_total`.
+fn volume_errors(node: &Keepstore) -> u64 {
+    node.client()
+        .get("/metrics")
+        .text()
+        .lines()
+        .filter(|l| l.starts_with("keepstore_volume_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// With its S3 volume down, a node reads a block a peer holds from the
+/// peer without asking S3 first (each ask costs S3's retries, and with a
+/// silent store its timeouts).
+#[test]
+fn a_read_a_peer_can_answer_does_not_wait_for_a_failed_s3_volume() {
+    let mut moto = Moto::start();
+    bucket(&moto, "keep");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("cluster-key");
+    std::fs::write(&key, "s3-cluster-test-key").unwrap();
+    let intro = Introducer::start(&tmp.path().join("intro"), &key);
+    let member = |name: &str, volume_specs: Vec<String>| {
+        let dir = tmp.path().join(name);
+        Keepstore::start(
+            &dir,
+            NodeOptions {
+                args: vec![
+                    "--introducer".into(),
+                    intro.url.clone(),
+                    "--cluster-key-file".into(),
+                    key.display().to_string(),
+                    "--replication".into(),
+                    "1".into(),
+                ],
+                volumes: vec![dir.join("disk")],
+                volume_specs,
+                env: vec![
+                    ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+                ],
+                ..Default::default()
+            },
+        )
+    };
+    let spec = format!(
+        "s3://keep/blocks?endpoint={}&region=us-east-1",
+        moto.endpoint()
+    );
+    let a = member("a", vec![spec]);
+    let b = member("b", vec![]);
+    let (ca, cb) = (a.client(), b.client());
+    let data = random_bytes(5000, 123);
+    let loc = cb.put_block(&data);
+    wait_for("node a to read through its peer", 30, || {
+        (ca.get(&format!("/{loc}")).status == 200).then_some(())
+    });
+    moto.kill();
+    // A block no one holds: a's S3 volume fails and becomes suspect.
+    let nowhere = random_bytes(10, 124);
+    let r = ca.get(&format!("/{}+10", md5_hex(&nowhere)));
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    let errors = volume_errors(&a);
+    assert!(errors > 0, "the S3 failure was counted");
+    let r = ca.get(&format!("/{loc}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == data);
+    let head = ca.call("HEAD", &format!("/{loc}"), None, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(volume_errors(&a), errors, "S3 was not asked");
 }

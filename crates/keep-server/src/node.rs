@@ -107,14 +107,6 @@ impl VolumeHealth {
         let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         map.get(uuid).is_some_and(|(t, _)| *t > Instant::now())
     }
-
-    /// `volumes` with the suspect ones moved to the end (order otherwise
-    /// kept).
-    pub fn healthy_first(&self, volumes: &mut [&Arc<dyn Volume>]) {
-        if self.suspects.load(Ordering::SeqCst) > 0 {
-            volumes.sort_by_key(|v| self.is_suspect(&v.params().uuid));
-        }
-    }
 }
 
 impl Node {

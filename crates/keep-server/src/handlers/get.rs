@@ -59,15 +59,57 @@ pub async fn get_block(
     if !from_peer {
         check_permission(node, &loc, parts)?;
     }
-    let mut fault: Option<VolumeError> = None;
-    let mut corrupt = false;
-    let mut volumes = node.volumes_for(&loc.hash);
-    // A volume that just failed is asked last: a block held elsewhere
-    // does not wait for its timeouts.
-    node.health().healthy_first(&mut volumes);
+    let mut tried = Tried::default();
+    // A volume that just failed is asked last, after the peers: a block
+    // held elsewhere does not wait for its timeouts and retries.
+    let (suspect, healthy): (Vec<_>, Vec<_>) = node
+        .volumes_for(&loc.hash)
+        .into_iter()
+        .partition(|v| node.health().is_suspect(&v.params().uuid));
+    if let Some(resp) = from_volumes(node, &healthy, loc.hash, head, &mut tried).await? {
+        return Ok(resp);
+    }
+    if loc.hash == BlockHash::EMPTY {
+        // The empty block needs no storage to exist.
+        return Ok(block_response(0, keep_http::body::empty()));
+    }
+    if !local_only && let Some(cluster) = node.cluster() {
+        let size = loc.size.unwrap_or(0);
+        if let Some(resp) = forward::read(node, cluster, loc.hash, size, head).await? {
+            return Ok(resp);
+        }
+    }
+    if let Some(resp) = from_volumes(node, &suspect, loc.hash, head, &mut tried).await? {
+        return Ok(resp);
+    }
+    match (tried.fault, tried.corrupt) {
+        (Some(e), _) => Err(e.into()),
+        (None, true) => Err(VolumeError::Corrupt(String::new()).into()),
+        (None, false) => Err(ApiError::not_found()),
+    }
+}
+
+/// What asking the volumes found short of the block.
+#[derive(Default)]
+struct Tried {
+    /// The last volume failure.
+    fault: Option<VolumeError>,
+    /// A copy failed its checksum.
+    corrupt: bool,
+}
+
+/// Serves `hash` from the first of `volumes` that has a sound copy, if
+/// any; notes failures and corrupt copies in `tried`.
+async fn from_volumes(
+    node: &Arc<Node>,
+    volumes: &[&Arc<dyn Volume>],
+    hash: BlockHash,
+    head: bool,
+    tried: &mut Tried,
+) -> Result<Option<Response<Body>>, ApiError> {
     for vol in volumes {
         let uuid = &vol.params().uuid;
-        let reader = match vol.open(&loc.hash).await {
+        let reader = match vol.open(&hash).await {
             Ok(r) => {
                 node.health().answered(uuid);
                 r
@@ -80,16 +122,16 @@ pub async fn get_block(
                 if e.is_volume_fault() {
                     node.health().suspect(uuid);
                 }
-                node.metrics().volume_error(&vol.params().uuid);
-                tracing::warn!(volume = %vol.params().uuid, error = %e, "open failed");
-                fault = Some(e);
+                node.metrics().volume_error(uuid);
+                tracing::warn!(volume = %uuid, error = %e, "open failed");
+                tried.fault = Some(e);
                 continue;
             }
         };
         if head {
-            return Ok(block_response(reader.size, keep_http::body::empty()));
+            return Ok(Some(block_response(reader.size, keep_http::body::empty())));
         }
-        let (node2, vol2) = (node.clone(), vol.clone());
+        let (node2, vol2) = (node.clone(), (*vol).clone());
         let chunks = reader
             .chunks
             .map(move |c| {
@@ -103,38 +145,19 @@ pub async fn get_block(
                 })
             })
             .boxed();
-        match serve(
-            node,
-            Source {
-                chunks,
-                size: reader.size,
-                local: Some((vol.clone(), reader.copy)),
-                sums: reader.sums,
-            },
-            loc.hash,
-        )
-        .await
-        {
-            Ok(resp) => return Ok(resp),
-            Err(Failed::Corrupt) => corrupt = true,
+        let src = Source {
+            chunks,
+            size: reader.size,
+            local: Some(((*vol).clone(), reader.copy)),
+            sums: reader.sums,
+        };
+        match serve(node, src, hash).await {
+            Ok(resp) => return Ok(Some(resp)),
+            Err(Failed::Corrupt) => tried.corrupt = true,
             Err(Failed::Api(e)) => return Err(e),
         }
     }
-    if loc.hash == BlockHash::EMPTY {
-        // The empty block needs no storage to exist.
-        return Ok(block_response(0, keep_http::body::empty()));
-    }
-    if !local_only && let Some(cluster) = node.cluster() {
-        let size = loc.size.unwrap_or(0);
-        if let Some(resp) = forward::read(node, cluster, loc.hash, size, head).await? {
-            return Ok(resp);
-        }
-    }
-    match (fault, corrupt) {
-        (Some(e), _) => Err(e.into()),
-        (None, true) => Err(VolumeError::Corrupt(String::new()).into()),
-        (None, false) => Err(ApiError::not_found()),
-    }
+    Ok(None)
 }
 
 /// With signing on, a GET needs a token and a valid signature for it.
