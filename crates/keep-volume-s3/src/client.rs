@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use keep_locator::BlockHash;
-use reqwest::header::{CONTENT_LENGTH, LAST_MODIFIED};
+use reqwest::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use reqwest::{Method, RequestBuilder, Response};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -177,6 +177,16 @@ impl Client {
 
     /// Size and LastModified of an object.
     pub(crate) async fn head(&self, key: &str) -> Result<ObjectMeta, S3Error> {
+        self.head_tagged(key).await.map(|(meta, _)| meta)
+    }
+
+    /// [`head`](Self::head), and the object's ETag as S3 sent it (quotes
+    /// included): it changes whenever the object is written with other
+    /// content.
+    pub(crate) async fn head_tagged(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectMeta, Option<String>), S3Error> {
         self.retrying("HEAD", || async {
             let url = self.bucket.head_object(self.creds(), key).sign(SIGN_FOR);
             let resp = send(self.http.request(Method::HEAD, url)).await?;
@@ -185,7 +195,10 @@ impl Client {
                 .map_err(|_| S3Error::Protocol("bad Content-Length".into()))?;
             let modified = http_date_secs(&header(&resp, LAST_MODIFIED.as_str())?)
                 .ok_or_else(|| S3Error::Protocol("bad Last-Modified".into()))?;
-            Ok(ObjectMeta { size, modified })
+            Ok((
+                ObjectMeta { size, modified },
+                header(&resp, ETAG.as_str()).ok(),
+            ))
         })
         .await
     }

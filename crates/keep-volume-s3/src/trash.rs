@@ -13,12 +13,12 @@
 //!   `recent/X` unless `X` is back.
 
 use keep_locator::BlockHash;
-use keep_volume::{EmptyTrashStats, VolumeError};
+use keep_volume::{CopyId, EmptyTrashStats, VolumeError};
 
 use crate::client::Listed;
 use crate::error::S3Error;
 use crate::time::{now_secs, secs_to_nanos};
-use crate::volume::Inner;
+use crate::volume::{Inner, copy_id};
 
 /// What one empty-trash step did with one trashed copy.
 enum Swept {
@@ -119,9 +119,23 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) async fn quarantine(&self, hash: &BlockHash) -> Result<(), VolumeError> {
+    pub(crate) async fn quarantine(
+        &self,
+        hash: &BlockHash,
+        copy: Option<CopyId>,
+    ) -> Result<(), VolumeError> {
+        // No upload of the block through this node runs until the move is
+        // done (uploads take this lock first, and not the other with it).
+        let _turn = self.uploads.lock(hash).await;
         let _guard = self.lock(hash).await;
         let data = self.layout.data(hash);
+        if let Some(copy) = copy {
+            let (_, etag) = self.client.head_tagged(&data).await?;
+            if etag.as_deref().map(copy_id) != Some(copy) {
+                tracing::info!(block = %hash, "a block that failed its checksum was rewritten since it was read; left in place");
+                return Ok(());
+            }
+        }
         let aside = self.layout.quarantine(hash, keep_volume::unix_nanos_now());
         self.client.copy(&data, &aside).await?;
         self.client.delete(&data).await?;

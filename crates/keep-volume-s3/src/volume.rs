@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use keep_locator::BlockHash;
 use keep_volume::{
-    BlockBody, BlockReader, BodyError, EmptyTrashStats, IndexSender, Volume, VolumeError,
+    BlockBody, BlockReader, BodyError, CopyId, EmptyTrashStats, IndexSender, Volume, VolumeError,
     VolumeParams, VolumeStatus,
 };
 use tokio::sync::{Mutex, MutexGuard, Semaphore};
@@ -41,7 +41,7 @@ pub(crate) struct Inner {
     pub(crate) index_page_size: u32,
     device_id: String,
     buffers: Semaphore,
-    uploads: UploadLocks,
+    pub(crate) uploads: UploadLocks,
     stripes: Vec<Mutex<()>>,
     /// The last liveness probe and when it was made.
     probe: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
@@ -130,9 +130,24 @@ impl Inner {
     }
 }
 
+/// Which version of an object a GET or HEAD answer is about: a digest of
+/// its ETag, which S3 changes whenever the object is written with other
+/// content (a repair PUT of a corrupt object, say).
+pub(crate) fn copy_id(etag: &str) -> CopyId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    etag.hash(&mut h);
+    CopyId(h.finish())
+}
+
 /// A reader streaming the answer to a GET; it fails if the store sends
 /// nothing for `patience` while the reader waits.
 fn reader(size: u64, resp: reqwest::Response, patience: Duration) -> BlockReader {
+    let copy = resp
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(copy_id);
     let bytes = resp.bytes_stream().boxed();
     let chunks = futures::stream::unfold(Some(bytes), move |state| async move {
         let mut bytes = state?;
@@ -156,7 +171,7 @@ fn reader(size: u64, resp: reqwest::Response, patience: Duration) -> BlockReader
         size,
         chunks: chunks.boxed(),
         sums: None,
-        copy: None,
+        copy,
     }
 }
 
@@ -281,15 +296,11 @@ impl Volume for S3Volume {
             .map_err(VolumeError::Unavailable)
     }
 
-    /// S3 cannot delete only a given version of an object here, so `copy`
-    /// is not used: a repair PUT racing the quarantine can be moved aside
-    /// too (its client was answered; the next GET of the block finds
-    /// it missing and other copies, or a pull, restore it).
-    async fn quarantine(
-        &self,
-        hash: &BlockHash,
-        _copy: Option<keep_volume::CopyId>,
-    ) -> Result<(), VolumeError> {
-        self.inner.quarantine(hash).await
+    /// With `copy`, the object is moved aside only if its ETag is still
+    /// the one read, checked while no upload of the block through this
+    /// node can run: a repair PUT that replaced it stays. (A node sharing
+    /// the bucket could still replace it between the check and the move.)
+    async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError> {
+        self.inner.quarantine(hash, copy).await
     }
 }

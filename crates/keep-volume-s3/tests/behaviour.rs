@@ -214,3 +214,41 @@ async fn an_unreachable_endpoint_is_a_clear_error() {
     );
     assert!(started.elapsed() < Duration::from_secs(10), "prompt");
 }
+
+/// A quarantine given the copy a reader saw moves only that copy: an
+/// object rewritten since (a repair PUT) stays.
+#[tokio::test]
+async fn quarantine_moves_only_the_copy_that_was_read() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    create_bucket(&ep, "aside").await;
+    let mut opts = options(&ep, "aside", "vol", params(9));
+    opts.spec.prefix_length = 3;
+    let vol = S3Volume::open(opts).await.unwrap();
+    let hash = BlockHash::from_hex(FOO).unwrap();
+    let key = format!("vol/acb/{FOO}");
+    // Damaged bytes under the block's key.
+    raw_put(&ep, "aside", &key, b"fox").await;
+    let copy = vol.open(&hash).await.unwrap().copy.expect("a copy id");
+    // Repaired before the quarantine runs.
+    put(&vol, &Bytes::from_static(b"foo"), 3).await.unwrap();
+    vol.quarantine(&hash, Some(copy)).await.unwrap();
+    assert_eq!(get(&vol, &hash).await.unwrap(), b"foo", "the repair stays");
+    assert!(
+        !keys(&ep, "aside")
+            .await
+            .iter()
+            .any(|k| k.contains("quarantine/"))
+    );
+    // Damaged again: the copy read now is the one moved aside.
+    raw_put(&ep, "aside", &key, b"fox").await;
+    let copy = vol.open(&hash).await.unwrap().copy.expect("a copy id");
+    vol.quarantine(&hash, Some(copy)).await.unwrap();
+    assert!(matches!(vol.open(&hash).await, Err(e) if e.is_not_found()));
+    let left = keys(&ep, "aside").await;
+    assert!(
+        left.iter()
+            .any(|k| k.starts_with(&format!("vol/quarantine/acb/{FOO}."))),
+        "{left:?}"
+    );
+}

@@ -29,7 +29,7 @@ pub struct BlockReader {
 
 /// One stored copy of a block, as its backend tells copies apart (the
 /// directory backend: a digest of the file's inode number and birth
-/// time), opaque and only meaningful within one process. A block rewritten
+/// time; S3: a digest of the object's ETag), opaque and only meaningful within one process. A block rewritten
 /// in place keeps its hash but gets a new copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CopyId(pub u64);
