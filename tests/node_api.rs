@@ -133,6 +133,19 @@ fn signatures_from_an_arvados_cluster_verify() {
     let signed = v["signed_locator"].as_str().unwrap();
     let r = node.client().with_token(token).get(&format!("/{signed}"));
     assert_eq!((r.status, r.body.as_slice()), (200, &b"foo"[..]));
+    // The same token as Arvados's web clients send it: in a cookie, or in
+    // the query string.
+    use base64::Engine as _;
+    let cookie = format!(
+        "arvados_api_token={}",
+        base64::engine::general_purpose::URL_SAFE.encode(token)
+    );
+    let anon = node.client();
+    let r = anon.call("GET", &format!("/{signed}"), None, &[("Cookie", &cookie)]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"foo"[..]));
+    let r = anon.get(&format!("/{signed}?api_token={token}"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"foo"[..]));
+    assert_eq!(anon.get(&format!("/{signed}")).status, 401, "no token");
     let r = node
         .client()
         .with_token("another-token")

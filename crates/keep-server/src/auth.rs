@@ -1,8 +1,9 @@
 //! Who is asking: the token of a request, and the admin check.
 //!
-//! Tokens are accepted as Arvados does: `Authorization: Bearer T`,
-//! `Authorization: OAuth2 T`, HTTP Basic (the password is the token), and
-//! the `api_token` query parameter.
+//! Tokens are accepted as Arvados does, and looked for in its order:
+//! `Authorization: Bearer T` or `OAuth2 T`, HTTP Basic (the password is
+//! the token), the `api_token` query parameter (form-decoded), and the
+//! `arvados_api_token` cookie (URL-safe base64 of the token).
 
 use base64::Engine;
 use hmac::Mac as _;
@@ -32,11 +33,35 @@ pub fn token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
             return Some(password.to_owned());
         }
     }
-    uri.query()?
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, v)| *k == "api_token" && !v.is_empty())
-        .map(|(_, v)| v.to_owned())
+    let from_query = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, v)| k == "api_token" && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    from_query.or_else(|| cookie_token(headers))
+}
+
+/// The token in the `arvados_api_token` cookie: Arvados's web clients
+/// store it there as URL-safe base64 (padded; unpadded is taken too).
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, value)| *name == "arvados_api_token" && !value.is_empty())
+        .filter_map(|(_, value)| {
+            let raw = URL_SAFE
+                .decode(value)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(value))
+                .ok()?;
+            let token = String::from_utf8(raw).ok()?;
+            let token = token.trim();
+            (!token.is_empty()).then(|| token.to_owned())
+        })
+        .next()
 }
 
 /// Checks that the request carries the system root token: none is 401, a
@@ -97,8 +122,45 @@ mod tests {
         );
         let q: Uri = "/x?a=1&api_token=qqq".parse().unwrap();
         assert_eq!(token(&HeaderMap::new(), &q).as_deref(), Some("qqq"));
+        // An Arvados v2 token, its slashes encoded, as clients send it.
+        let v2 = "v2/zzzzz-gj3su-0123456789abcde/s3cr3t";
+        let q: Uri = "/x?api_token=v2%2Fzzzzz-gj3su-0123456789abcde%2Fs3cr3t"
+            .parse()
+            .unwrap();
+        assert_eq!(token(&HeaderMap::new(), &q).as_deref(), Some(v2));
         assert_eq!(token(&headers("Bearer"), &uri), None);
         assert_eq!(token(&HeaderMap::new(), &uri), None);
+    }
+
+    fn cookies(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_arvados_cookie_carries_a_token() {
+        use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+        let uri: Uri = "/x".parse().unwrap();
+        // Long enough that URL-safe base64 differs from the standard one.
+        let v2 = "v2/zzzzz-gj3su-0123456789abcde/s3cr3t?>>";
+        for encoded in [URL_SAFE.encode(v2), URL_SAFE_NO_PAD.encode(v2)] {
+            let h = cookies(&format!("other=1; arvados_api_token={encoded}; x=y"));
+            assert_eq!(token(&h, &uri).as_deref(), Some(v2), "{encoded}");
+        }
+        for bad in [
+            "arvados_api_token=",
+            "arvados_api_token=%%%",
+            "api_token=YWJj",
+        ] {
+            assert_eq!(token(&cookies(bad), &uri), None, "{bad}");
+        }
+        // The header comes first, then the query, then the cookie.
+        let mut h = cookies(&format!("arvados_api_token={}", URL_SAFE.encode("c")));
+        let q: Uri = "/x?api_token=q".parse().unwrap();
+        assert_eq!(token(&h, &q).as_deref(), Some("q"));
+        h.insert(header::AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_eq!(token(&h, &q).as_deref(), Some("b"));
     }
 
     #[test]
