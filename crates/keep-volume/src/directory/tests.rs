@@ -350,6 +350,22 @@ async fn until_switched_off(vol: &DirVolume) {
     }
 }
 
+/// A fresh volume whose placer failed a block of 3000 bytes (made from
+/// `seed`) with `errno`, which switched its journal off; that block's
+/// hash and bytes.
+async fn switched_off_by(
+    errno: rustix::io::Errno,
+    seed: u64,
+) -> (tempfile::TempDir, DirVolume, BlockHash, Bytes) {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    vol.inner.journal.fail_next_placing(errno);
+    let data = test_data(3000, seed);
+    let hash = put_in_time(&vol, &data).await;
+    until_switched_off(&vol).await;
+    (tmp, vol, hash, data)
+}
+
 /// [`journal::Journal::recover`] on a blocking thread.
 async fn recover(vol: &DirVolume) -> bool {
     let vol = vol.clone();
@@ -363,15 +379,9 @@ async fn recover(vol: &DirVolume) -> bool {
 /// and small writes go through the journal again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_switched_off_by_a_full_disk_comes_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vol = open_at(tmp.path());
+    let (tmp, vol, hash, first) = switched_off_by(rustix::io::Errno::NOSPC, 31).await;
+    // (A failure leaves the header as it is.)
     let generation = journal_generation(tmp.path());
-    vol.inner
-        .journal
-        .fail_next_placing(rustix::io::Errno::NOSPC);
-    let first = test_data(3000, 31);
-    let hash = put_in_time(&vol, &first).await;
-    until_switched_off(&vol).await;
     let path = layout::block_path(vol.root(), &hash);
     assert!(!path.exists());
     assert!(get(&vol, &hash).await.unwrap() == first[..], "from memory");
@@ -412,12 +422,7 @@ async fn a_journal_switched_off_by_a_full_disk_comes_back() {
 /// then writes the block the placer failed on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_switched_off_by_an_io_error_stays_off_until_reopened() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vol = open_at(tmp.path());
-    vol.inner.journal.fail_next_placing(rustix::io::Errno::IO);
-    let data = test_data(3000, 34);
-    let hash = put_in_time(&vol, &data).await;
-    until_switched_off(&vol).await;
+    let (tmp, vol, hash, data) = switched_off_by(rustix::io::Errno::IO, 34).await;
     vol.inner.journal.retry_now();
     assert!(!recover(&vol).await);
     let other = test_data(100, 35);
@@ -436,14 +441,7 @@ async fn a_journal_switched_off_by_an_io_error_stays_off_until_reopened() {
 /// off for good, and the block stays served from memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_comeback_leaves_the_block_in_memory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vol = open_at(tmp.path());
-    vol.inner
-        .journal
-        .fail_next_placing(rustix::io::Errno::NOSPC);
-    let data = test_data(3000, 36);
-    let hash = put_in_time(&vol, &data).await;
-    until_switched_off(&vol).await;
+    let (_tmp, vol, hash, data) = switched_off_by(rustix::io::Errno::NOSPC, 36).await;
     // A file where the block's folder goes: the replay cannot write it.
     let dir = layout::block_dir(vol.root(), &hash);
     std::fs::write(&dir, b"in the way").unwrap();
@@ -458,14 +456,7 @@ async fn a_failed_comeback_leaves_the_block_in_memory() {
 /// journal thread brings it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_write_asks_a_journal_that_is_off_to_come_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vol = open_at(tmp.path());
-    vol.inner
-        .journal
-        .fail_next_placing(rustix::io::Errno::DQUOT);
-    let data = test_data(3000, 37);
-    let hash = put_in_time(&vol, &data).await;
-    until_switched_off(&vol).await;
+    let (_tmp, vol, hash, data) = switched_off_by(rustix::io::Errno::DQUOT, 37).await;
     vol.inner.journal.retry_now();
     put_in_time(&vol, &test_data(500, 38)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
