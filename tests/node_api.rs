@@ -648,3 +648,59 @@ fn a_one_chunk_block_verifies_by_its_sum() {
         (!dir.join(&hex).exists() && !sidecar.exists()).then_some(())
     });
 }
+
+/// `X-Keep-Storage-Classes` chooses among the node's volumes, as Arvados's
+/// keepstore does, and the answer confirms the class the block landed in.
+#[test]
+fn a_put_asking_for_a_storage_class_lands_on_a_volume_of_that_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hot, cold) = (tmp.path().join("hot"), tmp.path().join("cold"));
+    let node = Keepstore::start(
+        tmp.path(),
+        NodeOptions {
+            config: Some(format!(
+                "volumes = [{{ path = {:?} }}, {{ path = {:?}, storage_classes = [\"archive\"] }}]\n",
+                hot.display().to_string(),
+                cold.display().to_string()
+            )),
+            ..Default::default()
+        },
+    );
+    let c = node.client();
+    let put = |data: &[u8], classes: &str| {
+        let r = c.call(
+            "PUT",
+            &format!("/{}", md5_hex(data)),
+            Some(data),
+            &[("X-Keep-Storage-Classes", classes)],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.header("x-keep-storage-classes-confirmed")
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let on = |vol: &std::path::Path, data: &[u8]| {
+        let hex = md5_hex(data);
+        vol.join(&hex[..3]).join(&hex).exists()
+    };
+    // Enough blocks that the volumes' order would put some on each.
+    for i in 0..8 {
+        let data = random_bytes(1000 + i, 300 + i as u64);
+        let classes = if i % 2 == 0 { "archive" } else { " , archive," };
+        assert_eq!(put(&data, classes), "archive=1");
+        wait_for("the block's file", 10, || on(&cold, &data).then_some(()));
+        assert!(!on(&hot, &data));
+        let data = random_bytes(2000 + i, 400 + i as u64);
+        assert_eq!(put(&data, "default"), "default=1");
+        wait_for("the block's file", 10, || on(&hot, &data).then_some(()));
+        assert!(!on(&cold, &data));
+    }
+    // A class no volume has: the block is stored where it would be without
+    // one, and the answer says where.
+    let data = random_bytes(3000, 500);
+    let confirmed = put(&data, "nosuch");
+    assert!(
+        ["default=1", "archive=1"].contains(&confirmed.as_str()),
+        "{confirmed}"
+    );
+}

@@ -13,7 +13,11 @@ use crate::node::Node;
 
 /// Stores a block received as `body` and returns the volume holding it.
 ///
-/// With `mount`, only that volume is used. Otherwise a writable volume that
+/// With `mount`, only that volume is used. With `classes` (a client's
+/// `X-Keep-Storage-Classes`), only the writable volumes in one of them
+/// are used, as Arvados's keepstore does, unless none is: then the block
+/// is placed as if none were asked for, and the answer's confirmed classes
+/// tell the client (Arvados would refuse it). Otherwise a writable volume that
 /// already has the block takes the body for comparison (only its mtime is
 /// refreshed when the content is equal); else the first writable, non-full
 /// volume in rendezvous order writes it. A volume that failed recently (see
@@ -25,8 +29,9 @@ pub async fn store(
     hash: BlockHash,
     body: BlockBody,
     mount: Option<&str>,
+    classes: &[String],
 ) -> Result<Arc<dyn Volume>, ApiError> {
-    let writable: Vec<&Arc<dyn Volume>> = match mount {
+    let mut writable: Vec<&Arc<dyn Volume>> = match mount {
         Some(uuid) => {
             let v = node
                 .volume(uuid)
@@ -43,6 +48,14 @@ pub async fn store(
             StatusCode::SERVICE_UNAVAILABLE,
             "no writable volume",
         ));
+    }
+    let in_class = |v: &&Arc<dyn Volume>| {
+        classes
+            .iter()
+            .any(|c| v.params().storage_classes.get(c) == Some(&true))
+    };
+    if writable.iter().any(in_class) {
+        writable.retain(in_class);
     }
     // A small block for the only writable volume goes straight to it: a
     // volume's write of a block it holds keeps (or repairs) that copy and

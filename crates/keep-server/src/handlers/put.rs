@@ -28,6 +28,7 @@ pub async fn put_block(
     let (parts, incoming) = req.into_parts();
     let hash = parse_locator(parts.uri.path())?.hash;
     let declared = content_length(&parts.headers)?;
+    let classes = storage_classes(&parts.headers)?;
     if declared.is_some_and(|n| n > MAX_BLOCK_SIZE) {
         return Err(BodyError::TooLarge.into());
     }
@@ -39,7 +40,7 @@ pub async fn put_block(
     let stream = incoming_stream(incoming, node.metrics().clone(), received.clone());
     let body = BlockBody::new(hash, declared, stream);
 
-    let stored_on = store(node, hash, body, None).await?;
+    let stored_on = store(node, hash, body, None, &classes).await?;
     let size = received.load(Ordering::Relaxed);
     let mut replicas = stored_on.params().replication as usize;
     let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
@@ -87,6 +88,25 @@ fn desired_replicas(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
             .map(|n| Some(n.min(64)))
             .ok_or_else(|| ApiError::bad_request("malformed X-Keep-Desired-Replicas")),
     }
+}
+
+/// `X-Keep-Storage-Classes`: the classes a client wants its block in,
+/// comma-separated (blank entries ignored, as Arvados does); a value that
+/// is not visible ASCII is 400.
+fn storage_classes(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+    let mut classes = Vec::new();
+    for v in headers.get_all("x-keep-storage-classes") {
+        let text = v
+            .to_str()
+            .map_err(|_| ApiError::bad_request("malformed X-Keep-Storage-Classes"))?;
+        classes.extend(
+            text.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(classes)
 }
 
 /// The declared body length: absent is fine (chunked), malformed is 400.

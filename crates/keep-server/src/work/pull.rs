@@ -97,7 +97,7 @@ async fn pull_from(
     })
     .boxed();
     let body = BlockBody::new(item.hash, Some(item.size), stream);
-    store(node, item.hash, body, item.mount.as_deref())
+    store(node, item.hash, body, item.mount.as_deref(), &[])
         .await
         .map(|_| ())
         .map_err(|e| format!("{} {}", e.status, e.message))
