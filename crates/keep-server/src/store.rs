@@ -17,8 +17,8 @@ use crate::node::Node;
 /// `X-Keep-Storage-Classes`), only the writable volumes in one of them
 /// are used, as Arvados's keepstore does, unless none is: then the block
 /// is placed as if none were asked for, and the answer's confirmed classes
-/// tell the client (Arvados would refuse it). Otherwise a writable volume that
-/// already has the block takes the body for comparison (only its mtime is
+/// tell the client (Arvados would refuse it). Among the volumes used, one
+/// that already has the block takes the body for comparison (only its mtime is
 /// refreshed when the content is equal); else the first writable, non-full
 /// volume in rendezvous order writes it. A volume that failed recently (see
 /// [`crate::node::VolumeHealth`]) is not asked whether it has the block
