@@ -104,10 +104,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(auth: &str) -> HeaderMap {
+    /// Headers holding one header, `name: value`.
+    fn one(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, auth.parse().unwrap());
+        h.insert(name, value.parse().unwrap());
         h
+    }
+
+    fn headers(auth: &str) -> HeaderMap {
+        one(header::AUTHORIZATION, auth)
     }
 
     #[test]
@@ -133,16 +138,14 @@ mod tests {
     }
 
     fn cookies(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, value.parse().unwrap());
-        h
+        one(header::COOKIE, value)
     }
 
     #[test]
     fn the_arvados_cookie_carries_a_token() {
         use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
         let uri: Uri = "/x".parse().unwrap();
-        // Long enough that URL-safe base64 differs from the standard one.
+        // Its `?>>` makes URL-safe base64 differ from the standard one.
         let v2 = "v2/zzzzz-gj3su-0123456789abcde/s3cr3t?>>";
         for encoded in [URL_SAFE.encode(v2), URL_SAFE_NO_PAD.encode(v2)] {
             let h = cookies(&format!("other=1; arvados_api_token={encoded}; x=y"));

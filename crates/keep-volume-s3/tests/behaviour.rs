@@ -22,14 +22,20 @@ fn params(n: u32) -> VolumeParams {
     VolumeParams::new(format!("zzzzz-nyw5e-{n:015}"))
 }
 
+/// A volume under `vol/` in a new bucket, its keys sharded by the first 3
+/// hex digits (`vol/acb/acbd...`), as Arvados lays them out.
+async fn sharded(ep: &str, bucket: &str, n: u32) -> S3Volume {
+    create_bucket(ep, bucket).await;
+    let mut opts = options(ep, bucket, "vol", params(n));
+    opts.spec.prefix_length = 3;
+    S3Volume::open(opts).await.unwrap()
+}
+
 #[tokio::test]
 async fn arvados_keys_in_the_bucket() {
     let moto = Moto::start();
     let ep = moto.endpoint();
-    create_bucket(&ep, "layout").await;
-    let mut opts = options(&ep, "layout", "vol", params(1));
-    opts.spec.prefix_length = 3;
-    let vol = S3Volume::open(opts).await.unwrap();
+    let vol = sharded(&ep, "layout", 1).await;
     assert_eq!(
         vol.device_id(),
         format!("s3://127.0.0.1:{}/layout/vol", moto.port)
@@ -221,10 +227,7 @@ async fn an_unreachable_endpoint_is_a_clear_error() {
 async fn quarantine_moves_only_the_copy_that_was_read() {
     let moto = Moto::start();
     let ep = moto.endpoint();
-    create_bucket(&ep, "aside").await;
-    let mut opts = options(&ep, "aside", "vol", params(9));
-    opts.spec.prefix_length = 3;
-    let vol = S3Volume::open(opts).await.unwrap();
+    let vol = sharded(&ep, "aside", 9).await;
     let hash = BlockHash::from_hex(FOO).unwrap();
     let key = format!("vol/acb/{FOO}");
     // Damaged bytes under the block's key.

@@ -114,9 +114,10 @@ impl Inner {
     /// quarantine) cannot be undone by a replay after a crash. The
     /// checkpoint runs without the lock: the placer may need it. With the
     /// journal switched off there is no checkpoint (records stay for the
-    /// next open or the journal coming back), but the placer is waited for, so that a block still on
-    /// its way cannot reappear after the move, and a block it failed to
-    /// place is no longer served from memory.
+    /// next open or the journal coming back), but the placer is waited
+    /// for, so that a block still on its way cannot reappear after the
+    /// move, and a block it failed to place is no longer served from
+    /// memory.
     fn lock_settled(&self, hash: &BlockHash) -> Result<MutexGuard<'_, ()>, VolumeError> {
         loop {
             let guard = self.lock(hash);
@@ -264,13 +265,14 @@ impl DirVolume {
             && self.inner.journal.ready()
         {
             let data = collect(body).await?;
-            // Refused (switched off while this write waited, and maybe
-            // back on since): written plainly instead.
-            if let Err(e) = self.inner.journal.write(hash, data.clone()).await {
-                tracing::warn!(block = %hash, error = %e, "journal write failed; writing the block without it");
-                body = BlockBody::from_bytes(hash, data);
-            } else {
-                return Ok(());
+            match self.inner.journal.write(hash, data.clone()).await {
+                Ok(()) => return Ok(()),
+                // Refused (switched off while this write waited, and maybe
+                // back on since): written plainly instead.
+                Err(e) => {
+                    tracing::warn!(block = %hash, error = %e, "journal write failed; writing the block without it");
+                    body = BlockBody::from_bytes(hash, data);
+                }
             }
         }
         // The temporary file lives here between chunks; the write lags one

@@ -161,7 +161,10 @@ impl Writer {
         })?;
         rustix::fs::syncfs(&self.file).map_err(|e| for_good(e.into()))?;
         // Every block answered from memory has its file now (`replay`
-        // rewrote those the placer failed on); only this thread adds any.
+        // rewrote those the placer failed on), unless a damaged record
+        // ended the replay before theirs: checked, as those few blocks
+        // would otherwise be dropped from memory with their records
+        // retired. Only this thread adds any.
         let unplaced: Vec<_> = lock(&self.shared.unplaced)
             .iter()
             .map(|(h, d)| (*h, d.clone()))
