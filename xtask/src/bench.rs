@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Context;
+use keep_locator::{format_byte_size, parse_byte_size};
 use serde_json::{Value, json};
 
 use crate::{root, run_cmd};
@@ -139,23 +140,10 @@ impl Args {
     }
 }
 
-/// `4k`, `1m`, `64m` or bytes (binary multiples).
+/// A block size for `--sizes`: `4k`, `1m`, `64MiB` or bytes
+/// ([`parse_byte_size`]), at least 16 bytes.
 fn parse_size(text: &str) -> anyhow::Result<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let t = t.trim_end_matches("ib").trim_end_matches('b');
-    let (digits, shift) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 10),
-        Some('m') => (&t[..t.len() - 1], 20),
-        Some('g') => (&t[..t.len() - 1], 30),
-        _ => (t, 0),
-    };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .with_context(|| format!("`{text}` is not a size (try 4k, 1m, 64m)"))?;
-    let bytes = n
-        .checked_mul(1 << shift)
-        .with_context(|| format!("`{text}` is too large"))?;
+    let bytes = parse_byte_size(text).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(bytes >= 16, "`{text}`: blocks are at least 16 bytes");
     Ok(bytes)
 }
@@ -205,7 +193,7 @@ fn durable_text(rows: &[Row]) -> String {
         .map(|r| {
             let nginx = r.nginx.as_ref();
             vec![
-                size_name(r.size),
+                format_byte_size(r.size),
                 table::rate(r.node.durable_mb_per_s),
                 format!("{:.2}", r.node.flush_seconds.unwrap_or(0.0)),
                 table::rate(nginx.and_then(|n| n.durable_mb_per_s)),
@@ -493,7 +481,7 @@ impl Bench {
         let node = Node::start(&self.keepstore, &self.run_dir.path.join("node-rss"))?;
         eprintln!(
             "xtask: peak RSS scenario: {RSS_CONCURRENCY} concurrent {} PUTs to a fresh keepstore at {}",
-            size_name(RSS_SIZE),
+            format_byte_size(RSS_SIZE),
             node.url
         );
         let sampler = RssSampler::start(node.pid());
@@ -528,15 +516,6 @@ impl Bench {
     }
 }
 
-fn size_name(bytes: u64) -> String {
-    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
-            return format!("{} {unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes} B")
-}
-
 fn compare_text(c: &Compare, cores: usize) -> String {
     let headers = [
         "size",
@@ -563,7 +542,7 @@ fn compare_text(c: &Compare, cores: usize) -> String {
                 op.push('!');
             }
             vec![
-                size_name(r.size),
+                format_byte_size(r.size),
                 op,
                 table::rate(Some(r.node.mb_per_s)),
                 table::rate(nginx.map(|n| n.mb_per_s)),
@@ -614,7 +593,7 @@ fn compare_text(c: &Compare, cores: usize) -> String {
 fn counts_text(rows: &[Row]) -> String {
     let mut seen: Vec<String> = Vec::new();
     for r in rows {
-        let s = format!("{} x{}", size_name(r.size), r.count);
+        let s = format!("{} x{}", format_byte_size(r.size), r.count);
         if !seen.contains(&s) {
             seen.push(s);
         }
@@ -668,7 +647,7 @@ fn peak_rss_text(p: &PeakRss) -> String {
     format!(
         "\npeak RSS under {RSS_CONCURRENCY} concurrent {} PUTs ({} PUTs, fresh node): VmHWM {} \
          (sampled VmRSS peak {}), target <= {}: {verdict}; {put}\n",
-        size_name(RSS_SIZE),
+        format_byte_size(RSS_SIZE),
         p.count,
         table::mib(p.hwm),
         table::mib(p.sampled),

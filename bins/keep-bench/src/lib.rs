@@ -13,7 +13,6 @@ pub mod body;
 pub mod load;
 pub mod report;
 pub mod scheme;
-pub mod size;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -305,7 +304,7 @@ pub fn summary_line(size: u64, r: &OpResult) -> String {
     let mut line = format!(
         "{} {}: {:.1} MB/s, {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} ops in {:.2} s)",
         r.op,
-        size::format_size(size),
+        keep_locator::format_byte_size(size),
         r.mb_per_s,
         r.ops_per_s,
         r.latency.p50_ms,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use keep_bench::size::parse_size;
 use keep_bench::{Limit, Op, Options, Scheme};
+use keep_locator::parse_byte_size;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +27,7 @@ struct Flags {
     #[arg(long, value_enum, default_value = "keep")]
     scheme: Scheme,
     /// Block size: 4k, 1m, 64m, or bytes.
-    #[arg(long, default_value = "1m", value_parser = parse_size)]
+    #[arg(long, default_value = "1m", value_parser = parse_byte_size)]
     size: u64,
     /// Requests per phase [default: 100].
     #[arg(long, conflicts_with = "duration")]
@@ -52,7 +52,7 @@ struct Flags {
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Most memory for the blocks' random content.
-    #[arg(long, default_value = "512m", value_parser = parse_size)]
+    #[arg(long, default_value = "512m", value_parser = parse_byte_size)]
     pool_memory: u64,
     /// Copies to ask for on PUT (X-Keep-Desired-Replicas); a PUT whose
     /// answer stores fewer counts as failed.

@@ -6,6 +6,9 @@
 //! - [`SigningKey`]: signs locators with `+A<sig>@<expiry>` hints and checks
 //!   them, computed as Arvados does, so signatures cross between clusters.
 //! - [`placement`]: the rendezvous order in which clients probe services.
+//! - [`MAX_BLOCK_SIZE`]: the 64 MiB limit of a block.
+//! - [`parse_byte_size`] and [`format_byte_size`]: byte counts as people
+//!   write them (`64MiB`) in config files and on command lines.
 //!
 //! This crate does no I/O and takes no clock: callers pass the current time.
 //!
@@ -35,9 +38,11 @@ mod hash;
 mod locator;
 pub mod placement;
 mod signature;
+mod size;
 
 pub use digest::Md5Hasher;
 pub use hash::BlockHash;
-pub use locator::{Locator, LocatorError};
+pub use locator::{Locator, LocatorError, MAX_BLOCK_SIZE};
 pub use placement::{permuted_order, rendezvous_weight};
 pub use signature::{SignatureError, SigningKey};
+pub use size::{format_byte_size, parse_byte_size};

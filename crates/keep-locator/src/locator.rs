@@ -8,6 +8,13 @@ use crate::BlockHash;
 /// Longest piece of user input an error message repeats.
 const MAX_ECHO: usize = 64;
 
+/// The largest block a locator names, in bytes: 64 MiB (2^26), Keep's
+/// limit. Volumes refuse larger blocks and peers never send them.
+///
+/// Parsing does not enforce it: a locator with a larger size hint still
+/// parses, and the services that store or fetch blocks refuse it.
+pub const MAX_BLOCK_SIZE: u64 = 1 << 26;
+
 /// Why a locator or block hash could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocatorError {

@@ -14,8 +14,9 @@ use keep_locator::BlockHash;
 use crate::check::ContentCheck;
 use crate::frames::Frames;
 
-/// The largest block a volume stores: 64 MiB.
-pub const MAX_BLOCK_SIZE: u64 = 1 << 26;
+/// The largest block a volume stores: 64 MiB, the limit of a locator's
+/// block (defined in `keep_locator`).
+pub use keep_locator::MAX_BLOCK_SIZE;
 
 /// The size of the chunks that bodies are gathered into before they are
 /// hashed and written, and that backends read blocks in.

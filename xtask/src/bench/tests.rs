@@ -41,9 +41,9 @@ fn sizes() {
     assert_eq!(parse_size("100").unwrap(), 100);
     assert!(parse_size("8").is_err());
     assert!(parse_size("lots").is_err());
-    assert_eq!(size_name(4096), "4 KiB");
-    assert_eq!(size_name(64 << 20), "64 MiB");
-    assert_eq!(size_name(100), "100 B");
+    assert_eq!(format_byte_size(4096), "4 KiB");
+    assert_eq!(format_byte_size(64 << 20), "64 MiB");
+    assert_eq!(format_byte_size(100), "100 B");
 }
 
 #[test]

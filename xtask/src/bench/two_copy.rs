@@ -99,7 +99,7 @@ pub fn text(t: &TwoCopy) -> String {
     };
     format!(
         "\n2-copy PUT through a 3-node cluster ({} x {}, concurrency {}): 1 copy {}, 2 copies {}; ratio {verdict} (target >= {TARGET})\n",
-        super::size_name(SIZE),
+        super::format_byte_size(SIZE),
         t.count,
         t.concurrency,
         mbs(&t.one),
