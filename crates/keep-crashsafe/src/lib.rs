@@ -8,6 +8,21 @@
 //! temporary file on every path that does not reach the rename.
 //! [`TempFile::commit_unsynced`] skips the flushes, for callers that repair
 //! or detect what a crash leaves.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("state.json");
+//! keep_crashsafe::write_file(&path, br#"{"generation": 1}"#)?;
+//! keep_crashsafe::write_file(&path, br#"{"generation": 2}"#)?;
+//! assert_eq!(
+//!     keep_crashsafe::read_optional(&path)?.as_deref(),
+//!     Some(&br#"{"generation": 2}"#[..])
+//! );
+//! // The temporary file went into place: nothing else is left beside it.
+//! assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+//! assert_eq!(keep_crashsafe::read_optional(&dir.path().join("absent"))?, None);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

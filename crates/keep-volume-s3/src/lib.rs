@@ -9,7 +9,33 @@
 //!
 //! Requests are signed by `rusty-s3` and carried by `reqwest`; see
 //! `DESIGN.md` beside this crate for why, for the key layout, the trash
-//! rules and how memory stays bounded.
+//! rules and how memory stays bounded. With the `testing` feature (for
+//! tests only), `testing` starts a real moto S3 server.
+//!
+//! A volume spec as the node's configuration gives it:
+//!
+//! ```
+//! use keep_volume_s3::S3Spec;
+//!
+//! let spec = S3Spec::parse(
+//!     "s3://keep-data/cluster1?endpoint=http://127.0.0.1:9000&region=eu-west-1&prefix_length=3",
+//! )?;
+//! assert_eq!(spec.bucket, "keep-data");
+//! assert_eq!(spec.prefix, "cluster1");
+//! assert_eq!(spec.endpoint.as_str(), "http://127.0.0.1:9000/");
+//! assert!(spec.path_style, "a custom endpoint is addressed path-style");
+//! assert_eq!(spec.region, "eu-west-1");
+//! assert_eq!(spec.prefix_length, 3);
+//! assert_eq!(spec.endpoint_authority(), "127.0.0.1:9000");
+//!
+//! // Without an endpoint: AWS, with the bucket in the host name.
+//! let aws = S3Spec::parse("s3://keep-data")?;
+//! assert_eq!(aws.endpoint.as_str(), "https://s3.us-east-1.amazonaws.com/");
+//! assert!(!aws.path_style);
+//!
+//! assert!(S3Spec::parse("/var/lib/keep").is_err());
+//! # Ok::<(), keep_volume_s3::SpecError>(())
+//! ```
 
 mod client;
 mod error;
@@ -17,6 +43,7 @@ mod index;
 pub mod layout;
 mod options;
 mod spec;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod time;
 mod trash;

@@ -1,6 +1,8 @@
 //! A real S3-compatible server for tests, this crate's and others':
 //! moto's `moto_server`, started on a free loopback port and killed when
-//! its guard drops.
+//! its guard drops. Behind the `testing` feature: a crate's tests enable it
+//! with `keep-volume-s3 = { workspace = true, features = ["testing"] }` in
+//! their `[dev-dependencies]`.
 //!
 //! The server is `$KEEP_TEST_MOTO` if set, else `moto_server` on `PATH`;
 //! without either, [`Moto::start`] panics saying how to install it.
