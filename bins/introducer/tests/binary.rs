@@ -117,9 +117,12 @@ async fn binary_serves_persists_and_stops_on_sigterm() {
     assert!(health.ends_with(r#"{"health":"OK"}"#), "{health}");
 
     let node = NodeInfo::new("zzzzz-bi6l4-000000000000001", "http://127.0.0.1:25107");
-    let publisher = IntroducerClient::start(client_config(&intro.url, &key, &dir.path().join("p")))
-        .await
-        .unwrap();
+    let publisher = IntroducerClient::start(
+        client_config(&intro.url, &key, &dir.path().join("p")),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     publisher
         .publish(&node, &[UPLOAD_STORAGE, DOWNLOAD_STORAGE])
         .await
@@ -133,9 +136,12 @@ async fn binary_serves_persists_and_stops_on_sigterm() {
 
     // Started again on the same state (on a new port): the node is still there.
     let intro = Introducer::start(&state, &key_file);
-    let reader = IntroducerClient::start(client_config(&intro.url, &key, &dir.path().join("r")))
-        .await
-        .unwrap();
+    let reader = IntroducerClient::start(
+        client_config(&intro.url, &key, &dir.path().join("r")),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     reader.subscribe_to(DOWNLOAD_STORAGE);
     until("a new subscriber learns the node", || {
         reader

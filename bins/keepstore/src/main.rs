@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use keep_server::config::{FileConfig, VolumeEntry};
-use keep_server::{Node, Server};
+use keep_server::{Keepstore, Server};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A Keep storage node (Arvados keepstore compatible)")]
@@ -100,12 +100,14 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let node = Node::open(config).await?;
-        let server = Server::start(node.clone())
+        let listen = config.listen;
+        let node = Keepstore::open(config).await?;
+        let server = Server::start(node)
             .await
-            .with_context(|| format!("starting on {}", node.config().listen))?;
+            .with_context(|| format!("starting on {listen}"))?;
         let addr = server.local_addr()?;
-        tracing::info!(uuid = %node.uuid(), %addr, volumes = node.volumes().len(), "keepstore started");
+        let node = server.node();
+        tracing::info!(uuid = %node.uuid(), %addr, volumes = node.store().volumes().len(), "keepstore started");
         println!("listening on http://{addr}");
         let drained = server.run(keep_http::signal::terminate()).await;
         tracing::info!(drained, "keepstore stopped");

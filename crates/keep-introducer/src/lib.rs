@@ -9,6 +9,55 @@
 //! [`client::IntroducerClient`] that talks to several introducers at once,
 //! so none of them is a single point of failure.
 //!
+//! An introducer in this process, a node publishing itself to it, and
+//! another node that subscribes and learns of the first:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
+//! use keep_introducer::server::{self, ServerConfig};
+//! use keep_introducer::{ClusterKey, DOWNLOAD_STORAGE, UPLOAD_STORAGE};
+//! use keep_worker::Workers;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let key = ClusterKey::new("cluster key")?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}", listener.local_addr()?);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let introducer = tokio::spawn(server::run(
+//!     ServerConfig::new(dir.path().join("introducer"), key.clone()),
+//!     listener,
+//!     async {
+//!         let _ = stopped.await;
+//!     },
+//! ));
+//!
+//! let workers = Workers::new();
+//! let config = |name: &str| {
+//!     ClientConfig::new(vec![url.clone()], key.clone(), dir.path().join(name))
+//! };
+//! let node = IntroducerClient::start(config("node1"), &workers).await?;
+//! let info = NodeInfo::new("zzzzz-bi6l4-000000000000001", "http://127.0.0.1:25107");
+//! node.publish(&info, &[UPLOAD_STORAGE, DOWNLOAD_STORAGE]).await?;
+//!
+//! let reader = IntroducerClient::start(config("node2"), &workers).await?;
+//! let mut peers = reader.subscribe_to(DOWNLOAD_STORAGE);
+//! let seen = peers.wait_for(|p| !p.is_empty());
+//! tokio::time::timeout(Duration::from_secs(20), seen).await??;
+//! assert_eq!(reader.get_peers(DOWNLOAD_STORAGE)[0].url, "http://127.0.0.1:25107");
+//!
+//! workers.shutdown(Duration::from_secs(5)).await; // both clients' workers
+//! stop.send(()).ok();
+//! introducer.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The modules:
+//!
 //! - [`announcement`]: the announcement and the withdrawal, their signing
 //!   bytes and HMAC.
 //! - [`store`]: the introducer's persistent table.
@@ -31,7 +80,8 @@
 //! ```
 //!
 //! `service`, `uuid` and `nonce` are 1 to 64 of `[A-Za-z0-9_.-]`; `url`
-//! starts with `http://` or `https://`; `url`, `nickname` and `version` are
+//! starts with `http://` (`https://` is refused until nodes speak TLS);
+//! `url`, `nickname` and `version` are
 //! at most 1024 bytes without control characters. Unknown fields are
 //! ignored and not forwarded.
 //!

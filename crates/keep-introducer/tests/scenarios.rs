@@ -328,25 +328,41 @@ async fn replay_refusal_makes_the_client_sign_above_it() {
     intro.stop().await;
 }
 
-/// The node's shutdown token stops the client's background tasks, and the
-/// cache holds what was known.
+/// The node's worker registry runs the client's workers; shutting it down
+/// stops them, and the cache holds what was known.
 #[tokio::test]
-async fn the_nodes_cancel_token_stops_the_client() {
+async fn the_nodes_registry_stops_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let intro = TestIntroducer::start(&dir.path().join("intro")).await;
-    let node_shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = keep_worker::Workers::new();
     let state = dir.path().join("a");
-    let a =
-        IntroducerClient::start_with_cancel(client_config(&[&intro.url], &state), &node_shutdown)
-            .await
-            .unwrap();
+    let a = IntroducerClient::start(client_config(&[&intro.url], &state), &workers)
+        .await
+        .unwrap();
+    let names: Vec<String> = workers.list().into_iter().map(|w| w.name).collect();
+    assert_eq!(
+        names,
+        vec![
+            format!("introducer {}", intro.url),
+            "introducer cache".into()
+        ]
+    );
     a.subscribe_to(UPLOAD_STORAGE);
     a.publish(&node(3), &BOTH).await.unwrap();
     until("published", || async {
         listed(&intro.url, UPLOAD_STORAGE).await == vec![uuid(3)]
     })
     .await;
-    node_shutdown.cancel();
+    // Nothing changes: the workers wait (long-poll) instead of spinning.
+    let steps = || workers.list().iter().map(|w| w.iterations).sum::<u64>();
+    let before = steps();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(steps() <= before + 2, "{:?}", workers.list());
+    assert!(
+        workers.shutdown(std::time::Duration::from_secs(5)).await,
+        "the workers stop in time"
+    );
+    assert!(workers.list().iter().all(|w| w.state == "done"));
     tokio::time::timeout(std::time::Duration::from_secs(5), a.shutdown())
         .await
         .expect("tasks already stopping");
@@ -355,11 +371,47 @@ async fn the_nodes_cancel_token_stops_the_client() {
     intro.stop().await;
 }
 
+/// A client that only subscribes sends nothing and, between changes,
+/// only waits on its long-poll.
+#[tokio::test]
+async fn a_subscriber_that_publishes_nothing_waits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let intro = TestIntroducer::start(&dir.path().join("intro")).await;
+    let workers = keep_worker::Workers::new();
+    let w = IntroducerClient::start(
+        client_config(&[&intro.url], &dir.path().join("w")),
+        &workers,
+    )
+    .await
+    .unwrap();
+    w.subscribe_to(DOWNLOAD_STORAGE);
+    until("connected", || async { w.connected_introducers() == 1 }).await;
+    let steps = || workers.list().iter().map(|w| w.iterations).sum::<u64>();
+    let before = steps();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(steps() <= before + 2, "{:?}", workers.list());
+    let listed = workers.list();
+    assert_eq!(listed[0].state, "idle", "{listed:?}");
+    assert_eq!(listed[0].status.queue_length, Some(0));
+    assert!(
+        listed[0]
+            .status
+            .progress
+            .as_deref()
+            .is_some_and(|p| p.starts_with("connected"))
+    );
+    w.shutdown().await;
+    assert!(workers.list().iter().all(|w| w.state == "done"));
+    intro.stop().await;
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let err = IntroducerClient::start(client_config(&["https://x:1"], dir.path()))
+    let workers = keep_worker::Workers::new();
+    let err = IntroducerClient::start(client_config(&["https://x:1"], dir.path()), &workers)
         .await
         .unwrap_err();
+    assert!(workers.list().is_empty(), "nothing spawned");
     assert!(err.to_string().contains("https://x:1"), "{err}");
 }

@@ -20,7 +20,9 @@ async fn a_publisher_with_the_wrong_key_is_never_seen() {
     let intro = TestIntroducer::start(&dir.path().join("intro")).await;
     let mut rogue_config = client_config(&[&intro.url], &dir.path().join("rogue"));
     rogue_config.cluster_key = ClusterKey::new("not the cluster key").unwrap();
-    let rogue = IntroducerClient::start(rogue_config).await.unwrap();
+    let rogue = IntroducerClient::start(rogue_config, &keep_worker::Workers::new())
+        .await
+        .unwrap();
     rogue.publish(&node(6), &[UPLOAD_STORAGE]).await.unwrap();
     let honest = client(&[&intro.url], &dir.path().join("honest")).await;
     honest.subscribe_to(UPLOAD_STORAGE);

@@ -6,7 +6,9 @@ pub enum RemoteError {
     /// The peer answered 404: it does not hold the block.
     #[error("not found on the peer")]
     NotFound,
-    /// No connection could be made (refused, unreachable, connect timeout).
+    /// No connection could be made (refused, unreachable, connect
+    /// timeout), or the url is not one this node can reach
+    /// ([`crate::check_url`]).
     #[error("cannot connect: {0}")]
     Connect(String),
     /// The peer did not answer in time.
@@ -39,16 +41,11 @@ pub enum RemoteError {
     /// complete.
     #[error("connection failed: {0}")]
     Transport(String),
-    /// A delete answered 200 but some copies could not be removed.
-    #[error("{copies_failed} copies could not be deleted ({copies_deleted} were)")]
-    DeleteFailed {
-        /// Copies removed.
-        copies_deleted: u64,
-        /// Copies that remain.
-        copies_failed: u64,
-        /// Whether the answer carried `X-Keep-Draining: true`.
-        draining: bool,
-    },
+    /// The request could not be made as the caller asked (a path, header
+    /// or token that HTTP cannot carry, a locator whose size is not the
+    /// size given). Nothing was sent; the peer is not to blame.
+    #[error("bad request: {0}")]
+    Request(String),
 }
 
 impl RemoteError {
@@ -61,11 +58,7 @@ impl RemoteError {
 
     /// Whether the peer said it is shutting down.
     pub fn is_draining(&self) -> bool {
-        matches!(
-            self,
-            RemoteError::Status { draining: true, .. }
-                | RemoteError::DeleteFailed { draining: true, .. }
-        )
+        matches!(self, RemoteError::Status { draining: true, .. })
     }
 }
 
@@ -83,6 +76,7 @@ mod tests {
             RemoteError::Protocol("x".into()),
             RemoteError::Body("x".into()),
             RemoteError::Transport("x".into()),
+            RemoteError::Request("x".into()),
         ] {
             assert!(!e.is_down(), "{e}");
             assert!(!e.is_draining(), "{e}");

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use tokio::task::JoinHandle;
+use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::pool::Member;
@@ -34,7 +34,8 @@ impl Default for HeartbeatConfig {
 pub struct PeerHealth {
     /// Whether requests should go to it. A new peer starts up.
     pub up: bool,
-    /// Whether it passed `initialize` (and no identity check failed since).
+    /// Whether it answered a heartbeat as the node announced (and no
+    /// identity check failed since).
     pub initialized: bool,
     /// Failed heartbeats since the last answer.
     pub consecutive_failures: u32,
@@ -64,7 +65,7 @@ impl PeerHealth {
         }
     }
 
-    /// Takes in the result of one heartbeat (or `initialize`).
+    /// Takes in the result of one heartbeat.
     fn record_heartbeat(
         &mut self,
         result: Result<NodeStatus, RemoteError>,
@@ -135,36 +136,13 @@ impl PeerHealth {
 }
 
 impl Pool {
-    /// The heartbeat loop: every `period`, every peer is sent a heartbeat
-    /// (`initialize` until it passes once) concurrently, each bounded by
-    /// `request_timeout` and the period. A peer is marked down after
-    /// `failures_to_down` consecutive failures and up again on the next
-    /// answer; its draining and read-only flags are taken from each answer.
-    /// Peers that join the pool are contacted at once. Stops on `cancel`.
-    pub fn run_heartbeats(&self, cancel: CancellationToken) -> JoinHandle<()> {
-        let pool = self.clone();
-        tokio::spawn(async move {
-            let period = pool.inner.heartbeat.period.max(Duration::from_millis(1));
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let everyone = tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return,
-                    _ = tick.tick() => true,
-                    () = pool.inner.joined.notified() => false,
-                };
-                let members: Vec<Member> = pool
-                    .members()
-                    .into_iter()
-                    .filter(|m| everyone || !m.health().initialized)
-                    .collect();
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = pool.beat_all(members) => {}
-                }
-            }
-        })
+    /// The heartbeat worker, to spawn on the node's [`keep_worker::Workers`].
+    pub fn heartbeat_worker(&self) -> HeartbeatWorker {
+        HeartbeatWorker {
+            pool: self.clone(),
+            tick: None,
+            everyone: true,
+        }
     }
 
     /// One heartbeat to each of `members`, concurrently.
@@ -176,21 +154,93 @@ impl Pool {
             .min(self.inner.heartbeat.period);
         let failures_to_down = self.inner.heartbeat.failures_to_down;
         futures::future::join_all(members.into_iter().map(|m| async move {
-            let initialized = m.health().initialized;
-            let call = async {
-                if initialized {
-                    m.remote.heartbeat().await
-                } else {
-                    m.remote.initialize().await
-                }
-            };
-            let result = tokio::time::timeout(limit, call)
+            let result = tokio::time::timeout(limit, m.remote.heartbeat())
                 .await
                 .unwrap_or(Err(RemoteError::Timeout));
             m.health()
                 .record_heartbeat(result, failures_to_down, &m.remote.uuid);
         }))
         .await;
+    }
+}
+
+/// The worker named `"heartbeat"` ([`Pool::heartbeat_worker`]): every
+/// `period`, every peer is sent a heartbeat, concurrently, each bounded by
+/// `request_timeout` and the period; a peer that joins the pool is
+/// contacted at once (its first heartbeat checks that it is the node
+/// announced). A peer is marked down after `failures_to_down` consecutive
+/// failures and up again on the next answer; its draining and read-only
+/// flags are taken from each answer. Its progress reads "3 peers, 2 up";
+/// its details name the peers that are down.
+#[derive(Debug)]
+pub struct HeartbeatWorker {
+    pool: Pool,
+    /// The period's ticks, from the end of the first round on.
+    tick: Option<tokio::time::Interval>,
+    /// Whether the next step beats every peer (a tick) or only the ones
+    /// not contacted yet (a peer joined).
+    everyone: bool,
+}
+
+impl Worker for HeartbeatWorker {
+    fn name(&self) -> String {
+        "heartbeat".into()
+    }
+
+    fn status(&self) -> WorkerStatus {
+        let members = self.pool.members();
+        let mut details = Vec::new();
+        let mut up = 0;
+        for m in &members {
+            let h = m.health();
+            if h.up {
+                up += 1;
+            } else {
+                let error = h.last_error.as_deref().unwrap_or("no answer");
+                details.push(format!("{} down: {error}", m.remote.uuid));
+            }
+        }
+        WorkerStatus {
+            progress: Some(format!("{} peers, {up} up", members.len())),
+            queue_length: None,
+            details,
+        }
+    }
+
+    async fn work(&mut self, cancel: &CancellationToken) -> Result<WorkerState, WorkError> {
+        let everyone = std::mem::take(&mut self.everyone);
+        let members: Vec<Member> = self
+            .pool
+            .members()
+            .into_iter()
+            .filter(|m| everyone || !m.health().initialized)
+            .collect();
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = self.pool.beat_all(members) => {}
+        }
+        Ok(WorkerState::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> WorkerState {
+        let period = self
+            .pool
+            .inner
+            .heartbeat
+            .period
+            .max(Duration::from_millis(1));
+        let tick = self.tick.get_or_insert_with(|| {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        });
+        // Both are cancel-safe: a tick or a join notice is taken only when
+        // its branch completes.
+        tokio::select! {
+            _ = tick.tick() => self.everyone = true,
+            () = self.pool.inner.joined.notified() => {}
+        }
+        WorkerState::Busy
     }
 }
 
@@ -233,11 +283,57 @@ mod tests {
     }
 
     #[test]
-    fn identity_failure_is_down_at_once_and_needs_initialize() {
+    fn identity_failure_is_down_at_once_until_a_good_answer() {
         let mut h = PeerHealth::new();
         h.record_heartbeat(Ok(status(false, false)), 3, "p");
         h.record_heartbeat(Err(RemoteError::Identity("other".into())), 3, "p");
         assert!(!h.up && !h.initialized);
+    }
+
+    /// Listed as "heartbeat"; a peer that refuses connections is down
+    /// after two periods, and the status says so.
+    #[tokio::test]
+    async fn the_worker_reports_peers_up_and_down() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let pool = Pool::new(
+            "self".into(),
+            crate::NodeCredential::from_cluster_key(b"k"),
+            crate::RemoteConfig::default(),
+            HeartbeatConfig {
+                period: Duration::from_millis(20),
+                failures_to_down: 2,
+            },
+        );
+        pool.update(
+            vec![crate::PeerInfo {
+                uuid: "gone".into(),
+                url,
+                nickname: String::new(),
+            }],
+            ["gone".to_owned()].into(),
+        );
+        let workers = keep_worker::Workers::new();
+        workers.spawn(pool.heartbeat_worker());
+        let down =
+            || workers.list().pop().unwrap().status.progress.as_deref() == Some("1 peers, 0 up");
+        for _ in 0..500 {
+            if down() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!pool.is_up("gone"));
+        let info = workers.list().pop().unwrap();
+        assert_eq!(info.name, "heartbeat");
+        assert!(info.iterations >= 2, "{info:?}");
+        assert_eq!(info.status.progress.as_deref(), Some("1 peers, 0 up"));
+        assert!(
+            info.status.details[0].starts_with("gone down: "),
+            "{info:?}"
+        );
+        assert!(workers.shutdown(Duration::from_secs(1)).await);
     }
 
     #[test]

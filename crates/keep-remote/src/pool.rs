@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use keep_locator::{BlockHash, permuted_order};
@@ -33,17 +32,6 @@ impl From<&keep_introducer::client::Peer> for PeerInfo {
     }
 }
 
-/// How [`Pool::assign_remotes`] picks peers for a new block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// As Blobby does: the eligible peers in uuid order, starting one
-    /// further along at each call.
-    RoundRobin,
-    /// The contract's rendezvous order for this block (the order Arvados
-    /// clients probe in), so readers find the copies where they look first.
-    Permuted(BlockHash),
-}
-
 /// One peer in the pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
@@ -71,8 +59,6 @@ pub(crate) struct Inner {
     pub(crate) heartbeat: HeartbeatConfig,
     /// By uuid, so every listing comes out in uuid order.
     members: RwLock<BTreeMap<String, Member>>,
-    /// Where the next round-robin assignment starts.
-    next: AtomicUsize,
     /// Woken when peers join, so the heartbeat loop contacts them at once.
     pub(crate) joined: Notify,
 }
@@ -80,8 +66,8 @@ pub(crate) struct Inner {
 /// The peers of this node, with their up/down state.
 ///
 /// Cheap to clone: clones share one pool. A new peer counts as up until a
-/// heartbeat or a request says otherwise; [`Pool::run_heartbeats`]
-/// contacts it at once.
+/// heartbeat or a request says otherwise; the heartbeat worker
+/// ([`Pool::heartbeat_worker`]) contacts it at once.
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) inner: Arc<Inner>,
@@ -112,7 +98,6 @@ impl Pool {
                 config,
                 heartbeat,
                 members: RwLock::new(BTreeMap::new()),
-                next: AtomicUsize::new(0),
                 joined: Notify::new(),
             }),
         }
@@ -203,12 +188,12 @@ impl Pool {
         self.member(uuid).map(|m| m.health().clone())
     }
 
-    /// Up to `n` peers for a new block: up, not draining, not read-only,
-    /// offering `upload_storage`. [`Strategy::RoundRobin`] rotates the
-    /// start over the eligible peers in uuid order; [`Strategy::Permuted`]
-    /// gives the first `n` eligible peers of the block's rendezvous order
-    /// (`keep_locator::placement::permuted_order` over their uuids).
-    pub fn assign_remotes(&self, n: usize, strategy: Strategy) -> Vec<Arc<Remote>> {
+    /// Up to `n` peers for a new block: the first `n` eligible peers (up,
+    /// not draining, not read-only, offering `upload_storage`) in the
+    /// block's rendezvous order (`keep_locator::permuted_order` over their
+    /// uuids: the order Arvados clients probe in), so readers find the
+    /// copies where they look first.
+    pub fn assign_remotes(&self, n: usize, hash: &BlockHash) -> Vec<Arc<Remote>> {
         let eligible: Vec<Arc<Remote>> = self
             .read()
             .values()
@@ -218,18 +203,10 @@ impl Pool {
         if eligible.is_empty() || n == 0 {
             return Vec::new();
         }
-        match strategy {
-            Strategy::RoundRobin => {
-                let start = self.inner.next.fetch_add(1, Ordering::Relaxed) % eligible.len();
-                (0..n.min(eligible.len()))
-                    .map(|i| eligible[(start + i) % eligible.len()].clone())
-                    .collect()
-            }
-            Strategy::Permuted(hash) => in_rendezvous_order(&hash, &eligible)
-                .into_iter()
-                .take(n)
-                .collect(),
-        }
+        in_rendezvous_order(hash, &eligible)
+            .into_iter()
+            .take(n)
+            .collect()
     }
 
     /// The peers to ask for a block this node does not hold: every peer
@@ -260,7 +237,7 @@ impl Pool {
     /// a timeout ([`RemoteError::is_down`]) marks it down at once, so a dead
     /// peer costs at most one connect timeout; the next successful
     /// heartbeat marks it up again. A draining answer marks it draining; an
-    /// identity failure marks it down until it passes `initialize` again.
+    /// identity failure marks it down until a heartbeat passes the check again.
     /// Other errors change nothing.
     pub fn report_failure(&self, uuid: &str, err: &RemoteError) {
         if let Some(m) = self.member(uuid) {

@@ -10,7 +10,6 @@
 //! | `PUT /{md5}`, [`LOCAL_ONLY_HEADER`], `Content-Length` | 200, the locator line: stored on the node's own volumes |
 //! | `GET /{md5}+{size}`, [`LOCAL_ONLY_HEADER`] | 200 and the block, or 404; never forwarded again |
 //! | `HEAD /{md5}+{size}`, [`LOCAL_ONLY_HEADER`] | 200 or 404 |
-//! | `DELETE /{md5}+{size}`, [`LOCAL_ONLY_HEADER`] | 200, [`DeleteReply`] as JSON, or 404 |
 //!
 //! Any answer may carry [`DRAINING_HEADER`]` : true`: the node is shutting
 //! down and should get no new blocks (Blobby's `Shutting-Down`).
@@ -47,21 +46,12 @@ pub struct NodeStatus {
     pub read_only: bool,
 }
 
-/// The answer of a node-to-node `DELETE` (Arvados's own shape).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteReply {
-    /// Copies removed.
-    pub copies_deleted: u64,
-    /// Copies that could not be removed.
-    pub copies_failed: u64,
-}
-
 /// The path of a replicate request: `/{md5}`.
 pub fn replicate_path(hash: &BlockHash) -> String {
     format!("/{hash}")
 }
 
-/// The path of a read, existence or delete request: `/{md5}+{size}`.
+/// The path of a read or existence request: `/{md5}+{size}`.
 pub fn block_path(hash: &BlockHash, size: u64) -> String {
     format!("/{hash}+{size}")
 }

@@ -11,18 +11,17 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use keep_locator::BlockHash;
-use keep_volume::MAX_BLOCK_SIZE;
+use keep_locator::{BlockHash, MAX_BLOCK_SIZE};
 use tokio::time::Instant;
 
 use crate::body::{self, RequestBody};
 use crate::protocol::{
-    self, DRAINING_HEADER, DeleteReply, LOCAL_ONLY_HEADER, NODE_ROUTE, NodeStatus, PROTOCOL_VERSION,
+    self, DRAINING_HEADER, LOCAL_ONLY_HEADER, NODE_ROUTE, NodeStatus, PROTOCOL_VERSION,
 };
 use crate::{NodeCredential, RemoteError};
 
-/// The largest small answer (node status, locator line, delete counts,
-/// error text) read from a peer.
+/// The largest small answer (node status, locator line, error text) read
+/// from a peer.
 const MAX_SMALL_BODY: usize = 64 * 1024;
 
 /// How much of an error answer's body goes into [`RemoteError::Status`].
@@ -34,13 +33,16 @@ pub struct RemoteConfig {
     /// How long making a TCP connection may take (default 1 s): a dead
     /// peer costs at most this much.
     pub connect_timeout: Duration,
-    /// The deadline of a whole non-streaming request: node status, delete
-    /// (default 30 s). For a replicate it bounds each wait for the peer
+    /// The deadline of a whole non-streaming request: node status
+    /// (default 30 s), and the default wait for the answer to a
+    /// [`Remote::call`]. For a replicate it bounds each wait for the peer
     /// (to take the next chunk, or to answer once it has them all), and for
-    /// a read each gap between chunks after the first.
+    /// a read (or a [`crate::Fetcher`]'s fetch) each gap between chunks
+    /// after the first.
     pub request_timeout: Duration,
-    /// How long a forwarded read (or existence check) may wait for the
-    /// answer and its first byte, per peer (default 5 s).
+    /// How long a forwarded read, an existence check or a
+    /// [`crate::Fetcher`]'s fetch may wait for the answer and its first
+    /// byte, per server (default 5 s).
     pub read_first_byte_timeout: Duration,
 }
 
@@ -52,6 +54,22 @@ impl Default for RemoteConfig {
             read_first_byte_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// How [`Remote::call`] makes its request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// Send `X-Keep-Local-Only: true`: the peer answers from its own
+    /// volumes only and never forwards the request (block routes require
+    /// it from nodes).
+    pub local_only: bool,
+    /// How long the answer's head may take, connecting included; `None`
+    /// means the remote's [`RemoteConfig::request_timeout`].
+    pub first_byte_timeout: Option<Duration>,
+    /// Further headers to send (a `Content-Type`, say). `Authorization`,
+    /// `Content-Length` and `X-Keep-Local-Only` among them are ignored:
+    /// the node credential, the body and `local_only` decide those.
+    pub headers: http::HeaderMap,
 }
 
 /// A successful replicate.
@@ -120,13 +138,7 @@ impl Remote {
         credential: NodeCredential,
         config: &RemoteConfig,
     ) -> Remote {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = http_client(config);
         let mut authorization = HeaderValue::from_str(&credential.authorization())
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-credential"));
         authorization.set_sensitive(true);
@@ -140,22 +152,16 @@ impl Remote {
         }
     }
 
-    /// First contact: asks the peer for its status and checks that it is
-    /// the node the introducer announced (same uuid) and speaks
-    /// [`PROTOCOL_VERSION`].
+    /// Liveness, and the first contact too: asks the peer for its status
+    /// and checks that it is the node the introducer announced (same uuid)
+    /// and speaks [`PROTOCOL_VERSION`] (a different node now answering at
+    /// this url is an error). `draining` is also set when the answer
+    /// carries `X-Keep-Draining: true`.
     ///
     /// # Errors
     ///
     /// [`RemoteError::Identity`] for another uuid, another protocol, or a
     /// peer that does not know the route; otherwise as any request.
-    pub async fn initialize(&self) -> Result<NodeStatus, RemoteError> {
-        self.node_status().await
-    }
-
-    /// Liveness: the peer's status, with the same checks as
-    /// [`Self::initialize`] (a different node now answering at this url is
-    /// an [`RemoteError::Identity`] error). `draining` is also set when the
-    /// answer carries `X-Keep-Draining: true`.
     pub async fn heartbeat(&self) -> Result<NodeStatus, RemoteError> {
         self.node_status().await
     }
@@ -317,39 +323,72 @@ impl Remote {
         }
     }
 
-    /// Deletes the peer's copies of a block: `DELETE /{md5}+{size}` with
-    /// `X-Keep-Local-Only: true`, within `request_timeout`.
+    /// A node-to-node request of the caller's own making, for routes this
+    /// type has no method of its own for (a sync protocol's, say): `method`
+    /// to `path` (the path and query, from its leading `/`) on this peer,
+    /// carrying the node credential, with `body` as the request body (and
+    /// its `Content-Length`; pass [`Bytes::new()`] for none) and the
+    /// [`RequestOptions`].
+    ///
+    /// The answer's head must come within the options' first-byte timeout
+    /// (connecting included). The answer is returned whatever its status;
+    /// its body is the caller's to read, under deadlines of its own (a
+    /// peer may stall mid-body). A draining peer marks any answer with
+    /// [`DRAINING_HEADER`] (read it with [`protocol::flag`]).
+    ///
+    /// ```no_run
+    /// use http::{Method, StatusCode};
+    /// use keep_remote::{Remote, RequestOptions};
+    ///
+    /// # async fn example(remote: &Remote) -> Result<(), keep_remote::RemoteError> {
+    /// let options = RequestOptions {
+    ///     local_only: true,
+    ///     first_byte_timeout: Some(std::time::Duration::from_secs(5)),
+    ///     ..RequestOptions::default()
+    /// };
+    /// let resp = remote
+    ///     .call(Method::POST, "/_keep/example?since=0", "hello".into(), &options)
+    ///     .await?;
+    /// assert_eq!(resp.status(), StatusCode::OK);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`RemoteError::NotFound`] when the peer holds no copy;
-    /// [`RemoteError::DeleteFailed`] when some copies remain.
-    pub async fn delete(&self, hash: &BlockHash, size: u64) -> Result<(), RemoteError> {
-        let deadline = Instant::now() + self.config.request_timeout;
-        let req = self.request(
-            Method::DELETE,
-            &protocol::block_path(hash, size),
-            true,
-            body::empty(),
-        )?;
-        let resp = self.send(req, deadline).await?;
-        let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(RemoteError::NotFound),
-            _ => return Err(status_error(resp, deadline).await),
+    /// [`RemoteError::Request`] for a path or header HTTP cannot carry
+    /// (nothing is sent); [`RemoteError::Connect`], [`RemoteError::Timeout`]
+    /// or [`RemoteError::Transport`] when no answer came.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        options: &RequestOptions,
+    ) -> Result<Response<Incoming>, RemoteError> {
+        if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+            return Err(RemoteError::Request(format!(
+                "{:?} is not a path and query starting with '/'",
+                truncate(path, 100)
+            )));
         }
-        let bytes = read_small(resp.into_body(), deadline).await?;
-        let reply: DeleteReply = serde_json::from_slice(&bytes)
-            .map_err(|e| RemoteError::Protocol(format!("unreadable delete answer: {e}")))?;
-        if reply.copies_failed > 0 {
-            return Err(RemoteError::DeleteFailed {
-                copies_deleted: reply.copies_deleted,
-                copies_failed: reply.copies_failed,
-                draining,
-            });
+        let deadline = Instant::now()
+            + options
+                .first_byte_timeout
+                .unwrap_or(self.config.request_timeout);
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let mut req = self.request(method, path, options.local_only, body)?;
+        for (name, value) in &options.headers {
+            if name != header::AUTHORIZATION
+                && name != header::CONTENT_LENGTH
+                && name.as_str() != LOCAL_ONLY_HEADER
+            {
+                req.headers_mut().append(name, value.clone());
+            }
         }
-        Ok(())
+        self.send(req, deadline).await
     }
 
     /// A request to `path` on this peer, with the credential and, for
@@ -388,10 +427,23 @@ impl Remote {
     }
 }
 
+/// The HTTP client of a [`Remote`] or a [`crate::Fetcher`]: a pool of
+/// keep-alive connections (idle ones closed after 30 s), each made within
+/// `connect_timeout`, with `TCP_NODELAY`.
+pub(crate) fn http_client(config: &RemoteConfig) -> Client<HttpConnector, RequestBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
 /// A client error as a [`RemoteError`]: no connection is
 /// [`RemoteError::Connect`], a connection lost later
 /// [`RemoteError::Transport`].
-fn transport_error(e: &hyper_util::client::legacy::Error) -> RemoteError {
+pub(crate) fn transport_error(e: &hyper_util::client::legacy::Error) -> RemoteError {
     if e.is_connect() {
         RemoteError::Connect(error_chain(e))
     } else {
@@ -415,7 +467,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A response that is not the expected one, as [`RemoteError::Status`].
-async fn status_error(resp: Response<Incoming>, deadline: Instant) -> RemoteError {
+pub(crate) async fn status_error(resp: Response<Incoming>, deadline: Instant) -> RemoteError {
     let status = resp.status().as_u16();
     let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
     let message = match read_small(resp.into_body(), deadline).await {
@@ -439,7 +491,7 @@ async fn read_small(body: Incoming, deadline: Instant) -> Result<Bytes, RemoteEr
 }
 
 /// The answer's `Content-Length`, if it has one.
-fn content_length(resp: &Response<Incoming>) -> Result<Option<u64>, RemoteError> {
+pub(crate) fn content_length(resp: &Response<Incoming>) -> Result<Option<u64>, RemoteError> {
     resp.headers()
         .get(header::CONTENT_LENGTH)
         .map(|v| {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use keep_introducer::client::Peer;
 use keep_locator::{BlockHash, permuted_order};
-use keep_remote::{HeartbeatConfig, PeerInfo, Pool, RemoteError, Strategy};
-use tokio_util::sync::CancellationToken;
+use keep_remote::{HeartbeatConfig, PeerInfo, Pool, RemoteError};
+use keep_worker::Workers;
 
 use common::{FakePeer, credential, eventually, quick_config, serve, uuid};
 
@@ -82,16 +82,10 @@ fn assign_skips_down_draining_read_only_and_self() {
 
     let want: HashSet<String> = [4, 5, 6].map(uuid).into();
     let hash = BlockHash::of(b"block");
-    for strategy in [Strategy::RoundRobin, Strategy::Permuted(hash)] {
-        let got = uuids(&pool.assign_remotes(10, strategy));
-        assert_eq!(got.len(), 3, "{strategy:?}");
-        assert_eq!(
-            got.into_iter().collect::<HashSet<_>>(),
-            want,
-            "{strategy:?}"
-        );
-    }
-    assert!(pool.assign_remotes(0, Strategy::RoundRobin).is_empty());
+    let got = uuids(&pool.assign_remotes(10, &hash));
+    assert_eq!(got.len(), 3);
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), want);
+    assert!(pool.assign_remotes(0, &hash).is_empty());
 
     // Reads go to every up peer, draining and read-only ones included.
     let readers: HashSet<String> = uuids(&pool.read_order(&hash)).into_iter().collect();
@@ -99,26 +93,20 @@ fn assign_skips_down_draining_read_only_and_self() {
 }
 
 #[test]
-fn round_robin_rotates_the_start() {
+fn assignment_is_stable_from_call_to_call() {
     let pool = pool();
     let (readable, writable) = all(3);
     pool.update(readable, writable);
-    let picks: Vec<Vec<String>> = (0..4)
-        .map(|_| uuids(&pool.assign_remotes(2, Strategy::RoundRobin)))
-        .collect();
-    assert_eq!(
-        picks,
-        [
-            vec![uuid(1), uuid(2)],
-            vec![uuid(2), uuid(3)],
-            vec![uuid(3), uuid(1)],
-            vec![uuid(1), uuid(2)],
-        ]
-    );
+    let hash = BlockHash::of(b"same block");
+    let first = uuids(&pool.assign_remotes(2, &hash));
+    assert_eq!(first.len(), 2);
+    for _ in 0..4 {
+        assert_eq!(uuids(&pool.assign_remotes(2, &hash)), first);
+    }
 }
 
 #[test]
-fn permuted_and_read_order_follow_the_rendezvous_order() {
+fn assign_and_read_order_follow_the_rendezvous_order() {
     let pool = pool();
     let (readable, writable) = all(8);
     pool.update(readable, writable);
@@ -129,10 +117,7 @@ fn permuted_and_read_order_follow_the_rendezvous_order() {
             .into_iter()
             .map(|j| everyone[j].clone())
             .collect();
-        assert_eq!(
-            uuids(&pool.assign_remotes(3, Strategy::Permuted(hash))),
-            want[..3]
-        );
+        assert_eq!(uuids(&pool.assign_remotes(3, &hash)), want[..3]);
         assert_eq!(uuids(&pool.read_order(&hash)), want);
     }
     // Down peers are left out of reads.
@@ -189,8 +174,8 @@ async fn heartbeats_mark_a_dead_peer_down_and_up_again() {
         }],
         [uuid(1)].into(),
     );
-    let cancel = CancellationToken::new();
-    let beats = pool.run_heartbeats(cancel.clone());
+    let workers = Workers::new();
+    workers.spawn(pool.heartbeat_worker());
 
     assert!(
         eventually(Duration::from_secs(5), || pool
@@ -211,7 +196,7 @@ async fn heartbeats_mark_a_dead_peer_down_and_up_again() {
         "down within two periods"
     );
     assert!(killed.elapsed() > period / 2, "one failure is not enough");
-    assert!(pool.assign_remotes(1, Strategy::RoundRobin).is_empty());
+    assert!(pool.assign_remotes(1, &BlockHash::EMPTY).is_empty());
     assert!(pool.read_order(&BlockHash::EMPTY).is_empty());
 
     let _node = serve(peer, Some(addr)).await;
@@ -219,13 +204,12 @@ async fn heartbeats_mark_a_dead_peer_down_and_up_again() {
         eventually(period + Duration::from_secs(1), || pool.is_up(&uuid(1))).await,
         "up again on the next answer"
     );
-    assert_eq!(pool.assign_remotes(1, Strategy::RoundRobin).len(), 1);
+    assert_eq!(pool.assign_remotes(1, &BlockHash::EMPTY).len(), 1);
 
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(2), beats)
-        .await
-        .expect("the loop stops on cancel")
-        .unwrap();
+    assert!(
+        workers.shutdown(Duration::from_secs(2)).await,
+        "the loop stops on cancel"
+    );
 }
 
 #[tokio::test]
@@ -249,8 +233,8 @@ async fn heartbeats_record_draining_read_only_and_identity() {
         ],
         [uuid(1), uuid(2)].into(),
     );
-    let cancel = CancellationToken::new();
-    let _beats = pool.run_heartbeats(cancel.clone());
+    let workers = Workers::new();
+    workers.spawn(pool.heartbeat_worker());
 
     assert!(
         eventually(Duration::from_secs(3), || !pool.is_up(&uuid(2))).await,
@@ -263,7 +247,7 @@ async fn heartbeats_record_draining_read_only_and_identity() {
     good.peer.draining.store(true, Ordering::SeqCst);
     assert!(eventually(Duration::from_secs(3), || pool.is_draining(&uuid(1))).await);
     assert!(pool.is_up(&uuid(1)));
-    assert!(pool.assign_remotes(2, Strategy::RoundRobin).is_empty());
+    assert!(pool.assign_remotes(2, &BlockHash::EMPTY).is_empty());
 
     good.peer.draining.store(false, Ordering::SeqCst);
     good.peer.read_only.store(true, Ordering::SeqCst);
@@ -273,12 +257,12 @@ async fn heartbeats_record_draining_read_only_and_identity() {
             .is_some_and(|h| h.read_only && !h.draining))
         .await
     );
-    assert!(pool.assign_remotes(2, Strategy::RoundRobin).is_empty());
+    assert!(pool.assign_remotes(2, &BlockHash::EMPTY).is_empty());
 
     good.peer.read_only.store(false, Ordering::SeqCst);
     assert!(
         eventually(Duration::from_secs(3), || pool
-            .assign_remotes(2, Strategy::RoundRobin)
+            .assign_remotes(2, &BlockHash::EMPTY)
             .len()
             == 1)
         .await
@@ -288,7 +272,7 @@ async fn heartbeats_record_draining_read_only_and_identity() {
     *impostor.peer.uuid.lock().unwrap() = uuid(2);
     assert!(eventually(Duration::from_secs(3), || pool.is_up(&uuid(2))).await);
     assert!(pool.health(&uuid(2)).unwrap().initialized);
-    cancel.cancel();
+    workers.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -306,14 +290,11 @@ async fn a_failed_connect_marks_the_peer_down_at_once() {
         [uuid(1)].into(),
     );
     let hash = BlockHash::of(b"x");
-    let remote = pool
-        .assign_remotes(1, Strategy::Permuted(hash))
-        .pop()
-        .unwrap();
+    let remote = pool.assign_remotes(1, &hash).pop().unwrap();
     let err = remote.has(&hash, 1).await.unwrap_err();
     pool.report_failure(&remote.uuid, &err);
     assert!(!pool.is_up(&uuid(1)));
-    assert!(pool.assign_remotes(1, Strategy::Permuted(hash)).is_empty());
+    assert!(pool.assign_remotes(1, &hash).is_empty());
 }
 
 fn peer(i: u32, url: &str) -> Peer {
@@ -331,12 +312,12 @@ async fn follows_the_introducer_watches() {
     let pool = pool();
     let (download_tx, download) = tokio::sync::watch::channel(vec![peer(1, "http://a:1")]);
     let (upload_tx, upload) = tokio::sync::watch::channel(Vec::new());
-    let cancel = CancellationToken::new();
-    let task = pool.follow(download, upload, cancel.clone());
+    let workers = Workers::new();
+    workers.spawn(pool.follow_worker(download, upload));
 
     assert!(eventually(Duration::from_secs(2), || pool.get(&uuid(1)).is_some()).await);
     assert_eq!(pool.get(&uuid(1)).unwrap().name, "node 1");
-    assert!(pool.assign_remotes(1, Strategy::RoundRobin).is_empty());
+    assert!(pool.assign_remotes(1, &BlockHash::EMPTY).is_empty());
 
     upload_tx.send_replace(vec![peer(1, "http://a:1"), peer(2, "http://b:1")]);
     download_tx.send_replace(vec![
@@ -346,28 +327,25 @@ async fn follows_the_introducer_watches() {
     ]);
     assert!(
         eventually(Duration::from_secs(2), || pool
-            .assign_remotes(5, Strategy::RoundRobin)
+            .assign_remotes(5, &BlockHash::EMPTY)
             .len()
             == 2)
         .await
     );
     assert_eq!(pool.remotes().len(), 2);
 
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(2), task)
-        .await
-        .expect("follow stops on cancel")
-        .unwrap();
+    assert!(
+        workers.shutdown(Duration::from_secs(2)).await,
+        "follow stops on cancel"
+    );
 }
 
 mod properties {
     use super::*;
-    use keep_remote::Strategy;
     use proptest::prelude::*;
-    use proptest::strategy::Strategy as _;
 
     /// Distinct uuids, each with (writable, down, draining).
-    fn members() -> impl proptest::strategy::Strategy<Value = Vec<(String, (bool, bool, bool))>> {
+    fn members() -> impl Strategy<Value = Vec<(String, (bool, bool, bool))>> {
         prop::collection::btree_map(
             "[0-9a-z]{15}",
             (
@@ -429,7 +407,7 @@ mod properties {
 
     proptest! {
         #[test]
-        fn permuted_assignment_is_the_eligible_prefix_of_the_rendezvous_order(
+        fn assignment_is_the_eligible_prefix_of_the_rendezvous_order(
             members in members(),
             hash in any::<[u8; 16]>(),
             n in 0usize..20,
@@ -444,7 +422,7 @@ mod properties {
                 .filter(|u| eligible.contains(u))
                 .take(n)
                 .collect();
-            prop_assert_eq!(uuids(&pool.assign_remotes(n, Strategy::Permuted(hash))), want);
+            prop_assert_eq!(uuids(&pool.assign_remotes(n, &hash)), want);
         }
 
         #[test]
@@ -458,9 +436,9 @@ mod properties {
             prop_assume!(!eligible.is_empty());
             let hash = BlockHash::from_bytes(hash);
             let gone = eligible[pick.index(eligible.len())].clone();
-            let before = uuids(&build(&members).assign_remotes(usize::MAX, Strategy::Permuted(hash)));
+            let before = uuids(&build(&members).assign_remotes(usize::MAX, &hash));
             let fewer: Vec<_> = members.iter().filter(|(u, _)| *u != gone).cloned().collect();
-            let after = uuids(&build(&fewer).assign_remotes(usize::MAX, Strategy::Permuted(hash)));
+            let after = uuids(&build(&fewer).assign_remotes(usize::MAX, &hash));
             let mut want = before.clone();
             want.retain(|u| *u != gone);
             prop_assert_eq!(&after, &want);

@@ -230,7 +230,7 @@ async fn read_streams_the_block_as_it_arrives() {
 }
 
 #[tokio::test]
-async fn read_has_and_delete_of_missing_and_present_blocks() {
+async fn read_and_has_of_missing_and_present_blocks() {
     let node = serve(FakePeer::new(&uuid(1)), None).await;
     let remote = remote_for(&node.url(), &uuid(1));
     let missing = BlockHash::of(b"missing");
@@ -239,21 +239,13 @@ async fn read_has_and_delete_of_missing_and_present_blocks() {
         Err(RemoteError::NotFound)
     ));
     assert!(!remote.has(&missing, 7).await.unwrap());
-    assert_eq!(remote.delete(&missing, 7).await, Err(RemoteError::NotFound));
 
     let hash = node.peer.store(b"present");
     assert!(remote.has(&hash, 7).await.unwrap());
     let head = node.peer.seen().pop().unwrap();
     assert_eq!(head.method, http::Method::HEAD);
+    assert_eq!(head.path, format!("/{hash}+7"));
     assert_eq!(head.headers.get(LOCAL_ONLY_HEADER).unwrap(), "true");
-
-    remote.delete(&hash, 7).await.unwrap();
-    let delete = node.peer.seen().pop().unwrap();
-    assert_eq!(delete.method, http::Method::DELETE);
-    assert_eq!(delete.path, format!("/{hash}+7"));
-    assert_eq!(delete.headers.get(LOCAL_ONLY_HEADER).unwrap(), "true");
-    assert!(!remote.has(&hash, 7).await.unwrap());
-    assert_eq!(remote.delete(&hash, 7).await, Err(RemoteError::NotFound));
 }
 
 #[tokio::test]
@@ -267,18 +259,15 @@ async fn read_of_the_empty_block() {
 }
 
 #[tokio::test]
-async fn initialize_checks_identity_and_protocol() {
+async fn first_heartbeat_checks_identity_and_protocol() {
     let node = serve(FakePeer::new(&uuid(1)), None).await;
-    let status = remote_for(&node.url(), &uuid(1))
-        .initialize()
-        .await
-        .unwrap();
+    let status = remote_for(&node.url(), &uuid(1)).heartbeat().await.unwrap();
     assert_eq!(status.uuid, uuid(1));
     assert_eq!(status.protocol, 1);
 
     // Another node answers at the announced url.
     let err = remote_for(&node.url(), &uuid(2))
-        .initialize()
+        .heartbeat()
         .await
         .unwrap_err();
     assert!(matches!(err, RemoteError::Identity(_)), "{err}");
@@ -286,7 +275,7 @@ async fn initialize_checks_identity_and_protocol() {
 
     node.peer.protocol.store(2, Ordering::SeqCst);
     let err = remote_for(&node.url(), &uuid(1))
-        .initialize()
+        .heartbeat()
         .await
         .unwrap_err();
     assert!(matches!(err, RemoteError::Identity(_)), "{err}");

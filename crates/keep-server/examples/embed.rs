@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use keep_server::config::{FileConfig, VolumeEntry};
-use keep_server::{Node, Server};
+use keep_server::{Keepstore, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_grace: Some("5s".into()),
         ..Default::default()
     };
-    let node = Node::open(file.validate("example")?).await?;
+    let node = Keepstore::open(file.validate("example")?).await?;
     let server = Server::bind(node).await?;
     let addr = server.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use keep_locator::SigningKey;
+use keep_locator::{SigningKey, parse_byte_size};
 use serde::Deserialize;
 
 /// A configuration problem, naming where it is.
@@ -46,18 +46,20 @@ pub struct VolumeTable {
     pub read_only: Option<bool>,
     /// Whether blocks may be trashed here (default: when writable).
     pub allow_trash: Option<bool>,
-    /// Copies the underlying storage keeps (default 1).
+    /// Copies the underlying storage keeps (default
+    /// [`defaults::VOLUME_REPLICATION`]).
     pub replication: Option<u32>,
-    /// Storage classes (default `["default"]`).
+    /// Storage classes (default one, [`defaults::STORAGE_CLASS`]).
     pub storage_classes: Option<Vec<String>>,
-    /// Free space below which the volume is full, e.g. `"64MiB"`.
+    /// Free space below which the volume is full, e.g. `"64MiB"` (default
+    /// `keep_volume::directory::DEFAULT_MIN_FREE`).
     pub min_free: Option<String>,
     /// S3: the access key id (default: `AWS_ACCESS_KEY_ID`).
     pub access_key_id: Option<String>,
     /// S3: a file holding the secret access key (default: `AWS_SECRET_ACCESS_KEY`).
     pub secret_access_key_file: Option<PathBuf>,
     /// S3: how long after a trash a re-written block is still recovered
-    /// (Arvados's RaceWindow), e.g. `"24h"`.
+    /// (Arvados's RaceWindow), e.g. `"24h"` (default [`defaults::RACE_WINDOW`]).
     pub race_window: Option<String>,
 }
 
@@ -65,13 +67,13 @@ pub struct VolumeTable {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// Address to listen on.
+    /// Address to listen on (default [`defaults::LISTEN`]).
     pub listen: Option<String>,
-    /// Volumes; default `./keep-data`.
+    /// Volumes (default one directory, [`defaults::VOLUME`]).
     pub volumes: Option<Vec<VolumeEntry>>,
     /// File holding the blob signing key; turns signatures on.
     pub blob_signing_key_file: Option<PathBuf>,
-    /// Signature lifetime, e.g. `"336h"`.
+    /// Signature lifetime, e.g. `"336h"` (default [`defaults::BLOB_SIGNING_TTL`]).
     pub blob_signing_ttl: Option<String>,
     /// File holding the token that admin requests carry.
     pub system_root_token_file: Option<PathBuf>,
@@ -83,28 +85,50 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// This node's uuid.
     pub uuid: Option<String>,
-    /// Desired copies per block.
+    /// Desired copies per block (default [`defaults::REPLICATION`]).
     pub replication: Option<u32>,
     /// Serve reads only.
     pub read_only: Option<bool>,
-    /// How long trashed blocks stay restorable, e.g. `"336h"`.
+    /// How long trashed blocks stay restorable, e.g. `"336h"` (default
+    /// [`defaults::TRASH_LIFETIME`]).
     pub trash_lifetime: Option<String>,
-    /// How often trash is emptied, e.g. `"24h"`.
+    /// How often trash is emptied, e.g. `"24h"` (default
+    /// [`defaults::TRASH_CHECK_INTERVAL`]).
     pub trash_check_interval: Option<String>,
     /// Allow `trash_lifetime = "0s"` (delete at once, no undo).
     pub unsafe_delete: Option<bool>,
-    /// Pull workers (default 4).
+    /// Pull workers (default [`defaults::PULL_WORKERS`]).
     pub pull_workers: Option<usize>,
-    /// Trash workers (default 1).
+    /// Trash workers (default [`defaults::TRASH_WORKERS`]).
     pub trash_workers: Option<usize>,
-    /// Most entries a pull or trash list may have (default 100000).
+    /// Most entries a pull or trash list may have (default
+    /// [`defaults::MAX_WORK_LIST_ITEMS`]).
     pub max_work_list_items: Option<usize>,
-    /// Memory for block data in flight, e.g. `"256MiB"`.
+    /// Memory for block data in flight, e.g. `"256MiB"` (default
+    /// [`defaults::MAX_BUFFER_MEMORY`], at least
+    /// [`defaults::MIN_BUFFER_MEMORY`]).
     pub max_buffer_memory: Option<String>,
-    /// Open connections at most.
+    /// Open connections at most (default [`defaults::MAX_CONNECTIONS`]).
     pub max_connections: Option<usize>,
-    /// Time to finish in-flight requests on shutdown, e.g. `"30s"`.
+    /// Time to finish in-flight requests on shutdown, e.g. `"30s"`
+    /// (default [`defaults::SHUTDOWN_GRACE`]).
     pub shutdown_grace: Option<String>,
+    /// How long a client may take to send a request's headers (default
+    /// [`defaults::HEADER_READ_TIMEOUT`]).
+    pub header_read_timeout: Option<String>,
+    /// How long background workers get to stop at shutdown before they
+    /// are aborted (default [`defaults::WORKER_SHUTDOWN_DEADLINE`]).
+    pub worker_shutdown_deadline: Option<String>,
+    /// How long a pull may take to connect to a server (default
+    /// [`defaults::PULL_CONNECT_TIMEOUT`]).
+    pub pull_connect_timeout: Option<String>,
+    /// How long a pull may wait for a server's answer, and for each next
+    /// part of the block (default [`defaults::PULL_IDLE_TIMEOUT`]).
+    pub pull_idle_timeout: Option<String>,
+    /// Node-to-node request timeouts.
+    pub remote: Option<RemoteTable>,
+    /// How peers are watched.
+    pub heartbeat: Option<HeartbeatTable>,
     /// Where the node keeps its own state (uuid); default: the first
     /// directory volume, or `./keepstore-state` with S3 volumes only.
     pub state_dir: Option<PathBuf>,
@@ -137,67 +161,77 @@ impl FileConfig {
     }
 }
 
-/// Where a volume lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VolumeLocation {
-    /// A local folder.
-    Directory(PathBuf),
-    /// An S3 bucket.
-    S3(Box<S3Location>),
+pub use keep_store::{S3Location, Secret, VolumeConfig, VolumeLocation};
+
+/// Every default, defined once: validation falls back on these, and the
+/// field docs name them.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `listen`.
+    pub const LISTEN: &str = "127.0.0.1:25107";
+    /// `volumes`: one directory volume.
+    pub const VOLUME: &str = "./keep-data";
+    /// `blob_signing_ttl`, as Arvados.
+    pub const BLOB_SIGNING_TTL: Duration = keep_store::config::DEFAULT_TTL;
+    /// `trash_lifetime`, as Arvados.
+    pub const TRASH_LIFETIME: Duration = keep_store::config::DEFAULT_TTL;
+    /// `trash_check_interval`.
+    pub const TRASH_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    /// `shutdown_grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// `max_buffer_memory`.
+    pub const MAX_BUFFER_MEMORY: u64 = keep_store::config::DEFAULT_MAX_BUFFER_MEMORY;
+    /// The least `max_buffer_memory` may be.
+    pub const MIN_BUFFER_MEMORY: u64 = 4 << 20;
+    /// `replication`.
+    pub const REPLICATION: u32 = 1;
+    /// `pull_workers`.
+    pub const PULL_WORKERS: usize = 4;
+    /// `trash_workers`.
+    pub const TRASH_WORKERS: usize = 1;
+    /// `max_work_list_items`.
+    pub const MAX_WORK_LIST_ITEMS: usize = 100_000;
+    /// `max_connections`.
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// `header_read_timeout`.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `pull_connect_timeout`.
+    pub const PULL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `pull_idle_timeout`.
+    pub const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `worker_shutdown_deadline`.
+    pub const WORKER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+    /// A volume's `replication`.
+    pub const VOLUME_REPLICATION: u32 = 1;
+    /// A volume's `storage_classes`.
+    pub const STORAGE_CLASS: &str = "default";
+    /// An S3 volume's `race_window`, as Arvados.
+    pub const RACE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 }
 
-/// An S3 volume's bucket and credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Location {
-    /// Bucket, prefix, endpoint, region.
-    pub spec: keep_volume_s3::S3Spec,
-    /// The access key id.
-    pub access_key: String,
-    /// The secret access key.
-    pub secret_key: Secret,
-    /// Arvados's RaceWindow.
-    pub race_window: Duration,
+/// The `[remote]` table: timeouts of node-to-node requests (defaults:
+/// `keep_remote::RemoteConfig::default()`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteTable {
+    /// How long making a connection to a peer may take, e.g. `"1s"`.
+    pub connect_timeout: Option<String>,
+    /// The deadline of a whole small request, and of each wait within a
+    /// streamed one, e.g. `"30s"`.
+    pub request_timeout: Option<String>,
+    /// How long a forwarded read may wait for its first byte, e.g. `"5s"`.
+    pub read_first_byte_timeout: Option<String>,
 }
 
-/// A validated volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeConfig {
-    /// Where the blocks are.
-    pub location: VolumeLocation,
-    /// The uuid, if configured.
-    pub uuid: Option<String>,
-    /// Writes allowed.
-    pub allow_write: bool,
-    /// Trash allowed.
-    pub allow_trash: bool,
-    /// Copies the storage keeps.
-    pub replication: u32,
-    /// Storage classes.
-    pub storage_classes: Vec<String>,
-    /// Full below this many free bytes.
-    pub min_free_bytes: u64,
-}
-
-/// A secret read from a file. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret from its text (for embedders that do not use files).
-    pub fn new(text: &str) -> Secret {
-        Secret(text.to_owned())
-    }
-
-    /// The secret text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
+/// The `[heartbeat]` table (defaults: `keep_remote::HeartbeatConfig::default()`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatTable {
+    /// Time between heartbeats, e.g. `"2s"`.
+    pub period: Option<String>,
+    /// Failed heartbeats in a row that mark a peer down.
+    pub failures_to_down: Option<u32>,
 }
 
 /// The validated runtime configuration.
@@ -241,16 +275,37 @@ pub struct Config {
     pub max_connections: usize,
     /// Time to finish in-flight requests on shutdown.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long background workers get to stop at shutdown.
+    pub worker_shutdown_deadline: Duration,
+    /// The timeouts of pulls from the servers a pull list names.
+    pub pull_timeouts: keep_remote::RemoteConfig,
+    /// Node-to-node request timeouts.
+    pub remote: keep_remote::RemoteConfig,
+    /// How peers are watched.
+    pub heartbeat: keep_remote::HeartbeatConfig,
     /// Where the node keeps its own state.
     pub state_dir: Option<PathBuf>,
 }
 
 impl Config {
-    /// The embedded default: one node on 127.0.0.1:25107 with `./keep-data`.
+    /// The embedded default: one node on [`defaults::LISTEN`] with a
+    /// directory volume at [`defaults::VOLUME`].
     pub fn embedded_default() -> Config {
         FileConfig::default()
             .validate("built-in defaults")
             .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"))
+    }
+
+    /// What the storage core is opened from.
+    pub fn store(&self) -> keep_store::StoreConfig {
+        keep_store::StoreConfig {
+            volumes: self.volumes.clone(),
+            max_buffer_memory: self.max_buffer_memory,
+            trash_lifetime: self.trash_lifetime,
+            signing_ttl: self.signing_ttl,
+        }
     }
 }
 
@@ -258,94 +313,63 @@ impl FileConfig {
     /// Checks every field and reads the secret files. `source_name` names
     /// the file (or "command line") in errors.
     pub fn validate(&self, source_name: &str) -> Result<Config, ConfigError> {
-        let err = |field: &str, message: String| ConfigError {
-            source_name: source_name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
-        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:25107");
+        let c = Check { source_name };
+        let listen = self.listen.as_deref().unwrap_or(defaults::LISTEN);
         let listen: SocketAddr = listen
             .parse()
-            .map_err(|e| err("listen", format!("{listen:?} is not an address:port ({e})")))?;
-        let duration = |field: &str, value: &Option<String>, default: &str| {
-            let text = value.as_deref().unwrap_or(default);
-            humantime::parse_duration(text).map_err(|e| err(field, format!("{text:?}: {e}")))
-        };
-        let signing_ttl = duration("blob_signing_ttl", &self.blob_signing_ttl, "336h")?;
-        if signing_ttl.is_zero() {
-            return Err(err("blob_signing_ttl", "must be positive".into()));
-        }
-        let trash_lifetime = duration("trash_lifetime", &self.trash_lifetime, "336h")?;
+            .map_err(|e| c.err("listen", format!("{listen:?} is not an address:port ({e})")))?;
+        let signing_ttl = c.positive(
+            "blob_signing_ttl",
+            &self.blob_signing_ttl,
+            defaults::BLOB_SIGNING_TTL,
+        )?;
+        let trash_lifetime = c.duration(
+            "trash_lifetime",
+            &self.trash_lifetime,
+            defaults::TRASH_LIFETIME,
+        )?;
         if trash_lifetime.is_zero() && self.unsafe_delete != Some(true) {
-            return Err(err(
+            return Err(c.err(
                 "trash_lifetime",
-                "0 deletes blocks with no undo; set unsafe_delete = true to allow it".into(),
+                "0 deletes blocks with no undo; set unsafe_delete = true to allow it",
             ));
         }
-        let trash_check_interval =
-            duration("trash_check_interval", &self.trash_check_interval, "24h")?;
-        let shutdown_grace = duration("shutdown_grace", &self.shutdown_grace, "30s")?;
         let max_buffer_memory = match &self.max_buffer_memory {
-            Some(text) => parse_bytes(text).map_err(|m| err("max_buffer_memory", m))?,
-            None => 256 << 20,
+            Some(text) => parse_byte_size(text).map_err(|m| c.err("max_buffer_memory", m))?,
+            None => defaults::MAX_BUFFER_MEMORY,
         };
-        if max_buffer_memory < 4 << 20 {
-            return Err(err("max_buffer_memory", "must be at least 4MiB".into()));
+        if max_buffer_memory < defaults::MIN_BUFFER_MEMORY {
+            return Err(c.err("max_buffer_memory", "must be at least 4MiB"));
         }
-        let read_secret =
-            |field: &str, path: &Option<PathBuf>| -> Result<Option<Secret>, ConfigError> {
-                let Some(path) = path else { return Ok(None) };
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| err(field, format!("cannot read {}: {e}", path.display())))?;
-                let text = text.trim_end_matches(['\n', '\r']).to_owned();
-                if text.is_empty() {
-                    return Err(err(field, format!("{} is empty", path.display())));
-                }
-                Ok(Some(Secret(text)))
-            };
-        let signing_key = read_secret("blob_signing_key_file", &self.blob_signing_key_file)?
-            .map(|s| SigningKey::new(s.expose().as_bytes().to_vec()));
-        let system_root_token =
-            read_secret("system_root_token_file", &self.system_root_token_file)?;
         let cluster_key = match &self.cluster_key_file {
             Some(path) => Some(
                 keep_introducer::ClusterKey::from_file(path)
-                    .map_err(|e| err("cluster_key_file", e.to_string()))?,
+                    .map_err(|e| c.err("cluster_key_file", e.to_string()))?,
             ),
             None => None,
         };
         if !self.introducer.as_deref().unwrap_or_default().is_empty() && cluster_key.is_none() {
-            return Err(err(
+            return Err(c.err(
                 "cluster_key_file",
-                "a node that uses an introducer needs the cluster key".into(),
+                "a node that uses an introducer needs the cluster key",
             ));
         }
         let read_only = self.read_only.unwrap_or(false);
-        let default_volumes = [VolumeEntry::Spec("./keep-data".into())];
-        let entries = self.volumes.as_deref().unwrap_or(&default_volumes);
-        if entries.is_empty() {
-            return Err(err("volumes", "at least one volume is needed".into()));
-        }
-        let volumes = entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| {
-                volume(entry, read_only).map_err(|m| err(&format!("volumes[{i}]"), m))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let replication = self.replication.unwrap_or(1);
+        let replication = self.replication.unwrap_or(defaults::REPLICATION);
         if replication == 0 {
-            return Err(err("replication", "must be at least 1".into()));
+            return Err(c.err("replication", "must be at least 1"));
         }
         if let Some(uuid) = &self.uuid {
-            check_uuid(uuid, "bi6l4").map_err(|m| err("uuid", m))?;
+            check_uuid(uuid, "bi6l4").map_err(|m| c.err("uuid", m))?;
         }
         Ok(Config {
             listen,
-            volumes,
-            signing_key,
+            volumes: self.volume_configs(&c, read_only)?,
+            signing_key: c
+                .secret("blob_signing_key_file", &self.blob_signing_key_file)?
+                .map(|s| SigningKey::new(s.expose().as_bytes().to_vec())),
             signing_ttl,
-            system_root_token,
+            system_root_token: c.secret("system_root_token_file", &self.system_root_token_file)?,
             introducers: self.introducer.clone().unwrap_or_default(),
             cluster_key,
             public_url: self.public_url.clone(),
@@ -353,15 +377,173 @@ impl FileConfig {
             replication,
             read_only,
             trash_lifetime,
-            trash_check_interval,
-            pull_workers: self.pull_workers.unwrap_or(4).max(1),
-            trash_workers: self.trash_workers.unwrap_or(1).max(1),
-            max_work_list_items: self.max_work_list_items.unwrap_or(100_000).max(1),
+            trash_check_interval: c.duration(
+                "trash_check_interval",
+                &self.trash_check_interval,
+                defaults::TRASH_CHECK_INTERVAL,
+            )?,
+            pull_workers: self.pull_workers.unwrap_or(defaults::PULL_WORKERS).max(1),
+            trash_workers: self.trash_workers.unwrap_or(defaults::TRASH_WORKERS).max(1),
+            max_work_list_items: self
+                .max_work_list_items
+                .unwrap_or(defaults::MAX_WORK_LIST_ITEMS)
+                .max(1),
             max_buffer_memory,
-            max_connections: self.max_connections.unwrap_or(1024).max(1),
-            shutdown_grace,
+            max_connections: self
+                .max_connections
+                .unwrap_or(defaults::MAX_CONNECTIONS)
+                .max(1),
+            shutdown_grace: c.duration(
+                "shutdown_grace",
+                &self.shutdown_grace,
+                defaults::SHUTDOWN_GRACE,
+            )?,
+            header_read_timeout: c.positive(
+                "header_read_timeout",
+                &self.header_read_timeout,
+                defaults::HEADER_READ_TIMEOUT,
+            )?,
+            worker_shutdown_deadline: c.duration(
+                "worker_shutdown_deadline",
+                &self.worker_shutdown_deadline,
+                defaults::WORKER_SHUTDOWN_DEADLINE,
+            )?,
+            pull_timeouts: self.pull_timeouts(&c)?,
+            remote: self.remote_config(&c)?,
+            heartbeat: self.heartbeat_config(&c)?,
             state_dir: self.state_dir.clone(),
         })
+    }
+
+    /// The volumes, each checked.
+    fn volume_configs(
+        &self,
+        c: &Check<'_>,
+        read_only: bool,
+    ) -> Result<Vec<VolumeConfig>, ConfigError> {
+        let default_volumes = [VolumeEntry::Spec(defaults::VOLUME.into())];
+        let entries = self.volumes.as_deref().unwrap_or(&default_volumes);
+        if entries.is_empty() {
+            return Err(c.err("volumes", "at least one volume is needed"));
+        }
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                volume(entry, read_only).map_err(|m| c.err(&format!("volumes[{i}]"), m))
+            })
+            .collect()
+    }
+
+    /// Pulls' timeouts: `pull_connect_timeout`, and `pull_idle_timeout`
+    /// for the answer and each gap after it.
+    fn pull_timeouts(&self, c: &Check<'_>) -> Result<keep_remote::RemoteConfig, ConfigError> {
+        let idle = c.positive(
+            "pull_idle_timeout",
+            &self.pull_idle_timeout,
+            defaults::PULL_IDLE_TIMEOUT,
+        )?;
+        Ok(keep_remote::RemoteConfig {
+            connect_timeout: c.positive(
+                "pull_connect_timeout",
+                &self.pull_connect_timeout,
+                defaults::PULL_CONNECT_TIMEOUT,
+            )?,
+            request_timeout: idle,
+            read_first_byte_timeout: idle,
+        })
+    }
+
+    /// The `[remote]` table over keep-remote's defaults.
+    fn remote_config(&self, c: &Check<'_>) -> Result<keep_remote::RemoteConfig, ConfigError> {
+        let table = self.remote.clone().unwrap_or_default();
+        let default = keep_remote::RemoteConfig::default();
+        Ok(keep_remote::RemoteConfig {
+            connect_timeout: c.positive(
+                "remote.connect_timeout",
+                &table.connect_timeout,
+                default.connect_timeout,
+            )?,
+            request_timeout: c.positive(
+                "remote.request_timeout",
+                &table.request_timeout,
+                default.request_timeout,
+            )?,
+            read_first_byte_timeout: c.positive(
+                "remote.read_first_byte_timeout",
+                &table.read_first_byte_timeout,
+                default.read_first_byte_timeout,
+            )?,
+        })
+    }
+
+    /// The `[heartbeat]` table over keep-remote's defaults.
+    fn heartbeat_config(&self, c: &Check<'_>) -> Result<keep_remote::HeartbeatConfig, ConfigError> {
+        let table = self.heartbeat.clone().unwrap_or_default();
+        let default = keep_remote::HeartbeatConfig::default();
+        let failures_to_down = table.failures_to_down.unwrap_or(default.failures_to_down);
+        if failures_to_down == 0 {
+            return Err(c.err("heartbeat.failures_to_down", "must be at least 1"));
+        }
+        Ok(keep_remote::HeartbeatConfig {
+            period: c.positive("heartbeat.period", &table.period, default.period)?,
+            failures_to_down,
+        })
+    }
+}
+
+/// Checks values of one source, naming it and the field in every error.
+struct Check<'a> {
+    source_name: &'a str,
+}
+
+impl Check<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            source_name: self.source_name.to_owned(),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A duration like `"30s"`, or `default` when absent.
+    fn duration(
+        &self,
+        field: &str,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match value {
+            Some(text) => humantime::parse_duration(text)
+                .map_err(|e| self.err(field, format!("{text:?}: {e}"))),
+            None => Ok(default),
+        }
+    }
+
+    /// A duration that must not be zero.
+    fn positive(
+        &self,
+        field: &str,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(field, value, default)?;
+        if d.is_zero() {
+            return Err(self.err(field, "must be positive"));
+        }
+        Ok(d)
+    }
+
+    /// A secret read from the file at `path`, if one is named.
+    fn secret(&self, field: &str, path: &Option<PathBuf>) -> Result<Option<Secret>, ConfigError> {
+        let Some(path) = path else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| self.err(field, format!("cannot read {}: {e}", path.display())))?;
+        let text = text.trim_end_matches(['\n', '\r']).to_owned();
+        if text.is_empty() {
+            return Err(self.err(field, format!("{} is empty", path.display())));
+        }
+        Ok(Some(Secret::new(text)))
     }
 }
 
@@ -391,12 +573,12 @@ fn volume(entry: &VolumeEntry, node_read_only: bool) -> Result<VolumeConfig, Str
     }
     let allow_write = !(node_read_only || table.read_only.unwrap_or(false));
     let min_free_bytes = match &table.min_free {
-        Some(text) => parse_bytes(text).map_err(|m| format!("min_free: {m}"))?,
+        Some(text) => parse_byte_size(text).map_err(|m| format!("min_free: {m}"))?,
         None => keep_volume::directory::DEFAULT_MIN_FREE,
     };
     let storage_classes = table
         .storage_classes
-        .unwrap_or_else(|| vec!["default".into()]);
+        .unwrap_or_else(|| vec![defaults::STORAGE_CLASS.into()]);
     if storage_classes.is_empty()
         || storage_classes
             .iter()
@@ -409,7 +591,10 @@ fn volume(entry: &VolumeEntry, node_read_only: bool) -> Result<VolumeConfig, Str
         uuid: table.uuid,
         allow_write,
         allow_trash: table.allow_trash.unwrap_or(allow_write),
-        replication: table.replication.unwrap_or(1).max(1),
+        replication: table
+            .replication
+            .unwrap_or(defaults::VOLUME_REPLICATION)
+            .max(1),
         storage_classes,
         min_free_bytes,
     })
@@ -445,56 +630,17 @@ fn s3_location(table: &VolumeTable) -> Result<S3Location, String> {
         Some(text) => {
             humantime::parse_duration(text).map_err(|e| format!("race_window: {text:?}: {e}"))?
         }
-        None => Duration::from_secs(24 * 3600),
+        None => defaults::RACE_WINDOW,
     };
     Ok(S3Location {
         spec,
         access_key,
-        secret_key: Secret(secret_key),
+        secret_key: Secret::new(secret_key),
         race_window,
     })
 }
 
-/// Checks an Arvados uuid: `<5 alnum>-<infix>-<15 alnum>`, lowercase.
-pub fn check_uuid(uuid: &str, infix: &str) -> Result<(), String> {
-    let parts: Vec<&str> = uuid.split('-').collect();
-    let alnum = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    if parts.len() == 3 && alnum(parts[0], 5) && parts[1] == infix && alnum(parts[2], 15) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{uuid:?} is not a uuid of the form zzzzz-{infix}-<15 lowercase letters or digits>"
-        ))
-    }
-}
-
-/// Parses sizes like `4096`, `64MiB`, `1GiB`, `512K`.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 256MiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "T" | "TiB" => 1 << 40,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use KiB, MiB, GiB, TiB)"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
+pub use keep_store::uuid::check_uuid;
 
 #[cfg(test)]
 mod tests {
@@ -586,11 +732,38 @@ mod tests {
     }
 
     #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("4096").unwrap(), 4096);
-        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_bytes("2G").unwrap(), 2 << 30);
-        assert!(parse_bytes("12 parsecs").is_err());
-        assert!(parse_bytes("99999999999TiB").is_err());
+    fn remote_heartbeat_and_pull_settings_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "pull_idle_timeout = \"7s\"\nworker_shutdown_deadline = \"9s\"\n\
+             [remote]\nconnect_timeout = \"250ms\"\n\
+             [heartbeat]\nperiod = \"500ms\"\nfailures_to_down = 3\n",
+        )
+        .unwrap();
+        let c = FileConfig::load(&path).unwrap().validate("k.toml").unwrap();
+        assert_eq!(c.remote.connect_timeout, Duration::from_millis(250));
+        let defaults = keep_remote::RemoteConfig::default();
+        assert_eq!(c.remote.request_timeout, defaults.request_timeout);
+        assert_eq!(c.heartbeat.period, Duration::from_millis(500));
+        assert_eq!(c.heartbeat.failures_to_down, 3);
+        assert_eq!(
+            c.pull_timeouts.read_first_byte_timeout,
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            c.pull_timeouts.connect_timeout,
+            defaults::PULL_CONNECT_TIMEOUT
+        );
+        assert_eq!(c.worker_shutdown_deadline, Duration::from_secs(9));
+        std::fs::write(&path, "[heartbeat]\nfailures_to_down = 0\n").unwrap();
+        let e = FileConfig::load(&path)
+            .unwrap()
+            .validate("k.toml")
+            .unwrap_err();
+        assert!(e.to_string().contains("heartbeat.failures_to_down"), "{e}");
+        std::fs::write(&path, "[remote]\nbogus = 1\n").unwrap();
+        assert!(FileConfig::load(&path).is_err(), "unknown keys are refused");
     }
 }

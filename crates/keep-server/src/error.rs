@@ -1,9 +1,11 @@
 //! API errors: one type, mapped to a status and a short plain message.
+//! The storage core's errors become statuses here and nowhere else.
 
 use http::{Response, StatusCode};
 use keep_http::Body;
 use keep_locator::SignatureError;
-use keep_volume::{BodyError, VolumeError};
+use keep_store::StoreError;
+use keep_volume::BodyError;
 
 /// An error answer: the status and a one-line message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,27 +77,21 @@ impl From<BodyError> for ApiError {
     }
 }
 
-impl From<VolumeError> for ApiError {
-    fn from(e: VolumeError) -> Self {
-        match e {
-            VolumeError::NotFound => ApiError::not_found(),
-            VolumeError::Body(b) => b.into(),
-            VolumeError::Full => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "all volumes are full")
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::NotFound => return ApiError::not_found(),
+            StoreError::Invalid(b) => return b.clone().into(),
+            StoreError::NoSuchMount(_) => StatusCode::BAD_REQUEST,
+            StoreError::Full => StatusCode::INSUFFICIENT_STORAGE,
+            StoreError::ReadOnly | StoreError::Busy(_) | StoreError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
             }
-            VolumeError::ReadOnly => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no writable volume")
-            }
-            VolumeError::Unavailable(m) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("volume unavailable: {m}"),
-            ),
-            VolumeError::Corrupt(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "stored data failed its checksum")
-            }
-            VolumeError::MtimeMismatch { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            VolumeError::Io(e) => ApiError::internal(format!("volume error: {e}")),
-        }
+            StoreError::Corrupt => StatusCode::BAD_GATEWAY,
+            StoreError::MtimeMismatch { .. } => StatusCode::CONFLICT,
+            StoreError::Volume(_) | StoreError::Read(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -128,8 +124,22 @@ mod tests {
             .into()),
             400
         );
-        assert_eq!(s(VolumeError::Full.into()), 507);
-        assert_eq!(s(VolumeError::ReadOnly.into()), 503);
-        assert_eq!(s(VolumeError::NotFound.into()), 404);
+        assert_eq!(s(StoreError::Full.into()), 507);
+        assert_eq!(s(StoreError::ReadOnly.into()), 503);
+        assert_eq!(s(StoreError::Busy("x").into()), 503);
+        assert_eq!(s(StoreError::Unavailable("x".into()).into()), 503);
+        assert_eq!(s(StoreError::NotFound.into()), 404);
+        assert_eq!(s(StoreError::NoSuchMount("m".into()).into()), 400);
+        assert_eq!(s(StoreError::Corrupt.into()), 502);
+        assert_eq!(s(StoreError::Volume("eio".into()).into()), 500);
+        assert_eq!(s(StoreError::Invalid(BodyError::TooLarge).into()), 413);
+        assert_eq!(
+            s(StoreError::MtimeMismatch {
+                expected: 1,
+                actual: 2
+            }
+            .into()),
+            409
+        );
     }
 }

@@ -7,34 +7,43 @@
 //! Arvados has them. Another tokio program embeds a node like this (see
 //! `examples/embed.rs`):
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use keep_server::{Config, Node, Server};
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use keep_server::{Config, Keepstore, Server};
+//! let dir = tempfile::tempdir()?;
 //! let mut config = Config::embedded_default();
 //! config.listen = "127.0.0.1:0".parse()?;
-//! let node = Node::open(config).await?;
-//! let server = Server::bind(node).await?;
+//! config.volumes = vec![keep_store::VolumeConfig::directory(dir.path())];
+//! let node = Keepstore::open(config).await?;
+//! let server = Server::start(node).await?;
 //! println!("serving on {}", server.local_addr()?);
-//! server.run(keep_http::signal::terminate()).await;
+//! // Serve until the future resolves (here at once; a binary would pass
+//! // `keep_http::signal::terminate()`), then drain and stop.
+//! assert!(server.run(async {}).await);
 //! # Ok(()) }
 //! ```
+//!
+//! The crate is the HTTP layer over the storage core (`keep-store`): the
+//! composition root [`Keepstore`] owns the parts (storage core, work
+//! lists, background workers, cluster), the [`router`] picks a handler
+//! and checks who may call it, and the [`handlers`] alone map storage
+//! errors to statuses.
 
 pub mod auth;
-pub mod budget;
 pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod keepstore;
 pub mod metrics;
-pub mod node;
 pub mod router;
 pub mod server;
-pub mod store;
 pub mod work;
 
 pub use config::{Config, FileConfig};
 pub use error::ApiError;
-pub use node::{Node, StartError};
+pub use keepstore::{Keepstore, StartError};
 pub use server::Server;
 
 /// Now, in whole unix seconds.

@@ -1,4 +1,6 @@
-//! Prometheus metrics of a node, served at `/metrics`.
+//! Prometheus metrics of a node, served at `/metrics`: the server's own,
+//! the storage core's ([`keep_store::StoreMetrics`]) and the background
+//! workers' (copied from their registry at each scrape).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,11 +19,11 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
-/// Labels naming a volume.
+/// Labels naming a background worker.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VolumeLabels {
-    /// The volume's uuid.
-    pub volume: String,
+pub struct WorkerLabels {
+    /// The worker's name.
+    pub worker: String,
 }
 
 /// Labels naming an outcome.
@@ -43,12 +45,6 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// Requests being handled.
     pub in_flight: Gauge,
-    /// Volume operations that failed for a reason other than a missing block.
-    pub volume_errors: Family<VolumeLabels, Counter>,
-    /// Stored blocks found corrupt and moved aside.
-    pub corrupt_blocks: Family<VolumeLabels, Counter>,
-    /// Bytes of block buffers reserved.
-    pub buffer_bytes_reserved: Gauge,
     /// Pull list entries by outcome.
     pub pulls: Family<OutcomeLabels, Counter>,
     /// Trash list entries by outcome.
@@ -61,32 +57,40 @@ pub struct Metrics {
     pub trash_queue: Gauge,
     /// Trash list entries being worked on.
     pub trash_in_progress: Gauge,
+    /// Failed steps of each background worker.
+    pub worker_errors: Family<WorkerLabels, Gauge>,
+    /// Steps each background worker has taken.
+    pub worker_iterations: Family<WorkerLabels, Gauge>,
+    /// 1 while a background worker is busy, 0 otherwise.
+    pub worker_busy: Family<WorkerLabels, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new()
+        Metrics::new(&keep_store::StoreMetrics::default())
     }
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered.
-    pub fn new() -> Self {
+    /// A fresh registry with every metric registered, the storage core's
+    /// `store` among them.
+    pub fn new(store: &keep_store::StoreMetrics) -> Self {
         let mut registry = Registry::with_prefix("keepstore");
+        store.register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
             in_flight: Gauge::default(),
-            volume_errors: Family::default(),
-            corrupt_blocks: Family::default(),
-            buffer_bytes_reserved: Gauge::default(),
             pulls: Family::default(),
             trashes: Family::default(),
             pull_queue: Gauge::default(),
             pull_in_progress: Gauge::default(),
             trash_queue: Gauge::default(),
             trash_in_progress: Gauge::default(),
+            worker_errors: Family::default(),
+            worker_iterations: Family::default(),
+            worker_busy: Family::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Finished requests", m.requests.clone());
@@ -104,21 +108,6 @@ impl Metrics {
             "requests_in_flight",
             "Requests being handled",
             m.in_flight.clone(),
-        );
-        registry.register(
-            "volume_errors",
-            "Failed volume operations",
-            m.volume_errors.clone(),
-        );
-        registry.register(
-            "corrupt_blocks",
-            "Stored blocks found corrupt and moved aside",
-            m.corrupt_blocks.clone(),
-        );
-        registry.register(
-            "buffer_bytes_reserved",
-            "Bytes of block buffers reserved",
-            m.buffer_bytes_reserved.clone(),
         );
         registry.register("pulls", "Pull list entries by outcome", m.pulls.clone());
         registry.register(
@@ -146,16 +135,40 @@ impl Metrics {
             "Trash list entries being worked on",
             m.trash_in_progress.clone(),
         );
+        registry.register(
+            "worker_errors",
+            "Failed steps of a background worker",
+            m.worker_errors.clone(),
+        );
+        registry.register(
+            "worker_iterations",
+            "Steps a background worker has taken",
+            m.worker_iterations.clone(),
+        );
+        registry.register(
+            "worker_busy",
+            "1 while a background worker is busy",
+            m.worker_busy.clone(),
+        );
         Metrics { registry, ..m }
     }
 
-    /// Counts a failed operation on a volume.
-    pub fn volume_error(&self, uuid: &str) {
-        self.volume_errors
-            .get_or_create(&VolumeLabels {
-                volume: uuid.to_owned(),
-            })
-            .inc();
+    /// Copies the workers' counters into their gauges.
+    pub fn record_workers(&self, workers: &[keep_worker::WorkerInfo]) {
+        for w in workers {
+            let labels = WorkerLabels {
+                worker: w.name.clone(),
+            };
+            self.worker_errors
+                .get_or_create(&labels)
+                .set(w.errors as i64);
+            self.worker_iterations
+                .get_or_create(&labels)
+                .set(w.iterations as i64);
+            self.worker_busy
+                .get_or_create(&labels)
+                .set(i64::from(w.state == "busy"));
+        }
     }
 
     /// The Prometheus text exposition.
@@ -174,7 +187,8 @@ mod tests {
 
     #[test]
     fn encodes_counters_with_labels() {
-        let m = Metrics::new();
+        let store = keep_store::StoreMetrics::default();
+        let m = Metrics::new(&store);
         m.requests
             .get_or_create(&RequestLabels {
                 method: "GET".into(),
@@ -182,7 +196,7 @@ mod tests {
                 status: 200,
             })
             .inc();
-        m.volume_error("zzzzz-nyw5e-000000000000000");
+        store.volume_error("zzzzz-nyw5e-000000000000000");
         let text = m.encode();
         assert!(
             text.contains(

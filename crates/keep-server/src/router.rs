@@ -1,5 +1,6 @@
-//! Routing: which handler answers a request, who may call it, and the
-//! bookkeeping every request gets (request id, span, metrics, log line).
+//! Routing: which handler answers a request ([`Route`]), who may call it
+//! ([`Access`]), and the bookkeeping every request gets (request id, span,
+//! metrics, log line).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,13 +12,13 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::handlers::{admin, get, index, put};
+use crate::handlers::{admin, get, index, node, put, worklists};
+use crate::keepstore::Keepstore;
 use crate::metrics::RequestLabels;
-use crate::node::Node;
 use crate::work;
 
 /// Handles one request.
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Body> {
     let id = request_id::pick(req.headers().get(request_id::HEADER));
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.uri().path());
@@ -61,196 +62,260 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     .await
 }
 
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /_health/ping`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /_keep/node`.
+    NodeStatus,
+    /// `GET /_keep/workers`.
+    Workers,
+    /// `GET /mounts`.
+    Mounts,
+    /// `GET /mounts/{uuid}/blocks`.
+    MountBlocks(String),
+    /// `GET /index[/{prefix}]`.
+    Index(String),
+    /// `PUT /pull`.
+    Pull,
+    /// `PUT /trash`.
+    Trash,
+    /// `PUT /untrash/{locator}`.
+    Untrash(String),
+    /// `GET /{locator}`.
+    GetBlock,
+    /// `HEAD /{locator}`.
+    HeadBlock,
+    /// `PUT /{md5}`.
+    PutBlock,
+    /// `DELETE /{locator}`.
+    DeleteBlock,
+    /// `TOUCH /{locator}`.
+    TouchBlock,
+    /// A block path with a method no block route has.
+    OtherBlockMethod,
+    /// Nothing here.
+    Unknown,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (block reads check their signatures themselves).
+    Anyone,
+    /// Holders of the system root token.
+    Admin,
+    /// Other nodes of the cluster (their node credential).
+    Peer,
+    /// Peers, or holders of the system root token.
+    PeerOrAdmin,
+}
+
+impl Route {
+    /// The route of `method` on `path`.
+    pub fn of(method: &Method, path: &str) -> Route {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["_health", "ping"] => Route::Health,
+            ["metrics"] => Route::Metrics,
+            ["_keep", "node"] => Route::NodeStatus,
+            ["_keep", "workers"] => Route::Workers,
+            ["mounts"] => Route::Mounts,
+            ["mounts", uuid, "blocks"] => Route::MountBlocks((*uuid).to_owned()),
+            ["index"] => Route::Index(String::new()),
+            ["index", prefix] => Route::Index((*prefix).to_owned()),
+            ["pull"] => Route::Pull,
+            ["trash"] => Route::Trash,
+            ["untrash", locator] => Route::Untrash((*locator).to_owned()),
+            [first] if looks_like_block(first) => match method.as_str() {
+                "GET" => Route::GetBlock,
+                "HEAD" => Route::HeadBlock,
+                "PUT" => Route::PutBlock,
+                "DELETE" => Route::DeleteBlock,
+                "TOUCH" => Route::TouchBlock,
+                _ => Route::OtherBlockMethod,
+            },
+            _ => Route::Unknown,
+        }
+    }
+
+    /// The route's name in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::NodeStatus => "node_status",
+            Route::Workers => "workers",
+            Route::Mounts => "mounts",
+            Route::MountBlocks(_) => "mount_blocks",
+            Route::Index(_) => "index",
+            Route::Pull => "pull",
+            Route::Trash => "trash",
+            Route::Untrash(_) => "untrash",
+            Route::GetBlock => "get_block",
+            Route::HeadBlock => "head_block",
+            Route::PutBlock => "put_block",
+            Route::DeleteBlock => "delete_block",
+            Route::TouchBlock => "touch_block",
+            Route::OtherBlockMethod => "block",
+            Route::Unknown => "unknown",
+        }
+    }
+
+    /// The methods the route answers (block routes are named by theirs).
+    fn methods(&self) -> Option<Method> {
+        match self {
+            Route::Health
+            | Route::Metrics
+            | Route::NodeStatus
+            | Route::Workers
+            | Route::Mounts
+            | Route::MountBlocks(_)
+            | Route::Index(_) => Some(Method::GET),
+            Route::Pull | Route::Trash | Route::Untrash(_) => Some(Method::PUT),
+            _ => None,
+        }
+    }
+
+    /// Who may call it.
+    pub fn access(&self) -> Access {
+        match self {
+            Route::NodeStatus => Access::Peer,
+            Route::DeleteBlock => Access::PeerOrAdmin,
+            Route::Workers
+            | Route::MountBlocks(_)
+            | Route::Index(_)
+            | Route::Pull
+            | Route::Trash
+            | Route::Untrash(_)
+            | Route::TouchBlock => Access::Admin,
+            _ => Access::Anyone,
+        }
+    }
+}
+
 type Outcome = (&'static str, Result<Response<Body>, ApiError>);
 
-async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Outcome {
-    let path = req.uri().path().to_owned();
-    let method = req.method().clone();
-    let admin = |req: &Request<Incoming>| {
+async fn dispatch(node: &Keepstore, req: Request<Incoming>) -> Outcome {
+    let route = Route::of(req.method(), req.uri().path());
+    let name = route.name();
+    let result = async {
+        match route.methods() {
+            Some(m) if m != req.method() => return Err(ApiError::method_not_allowed()),
+            _ => {}
+        }
+        match route {
+            Route::Unknown => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown route {}",
+                    req.uri().path()
+                )));
+            }
+            Route::OtherBlockMethod => return Err(ApiError::method_not_allowed()),
+            _ => {}
+        }
+        authorize(node, route.access(), &req)?;
+        serve(node, route, req).await
+    }
+    .await;
+    (name, result)
+}
+
+/// Checks that the caller may use a route with `access`.
+fn authorize(node: &Keepstore, access: Access, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let admin = || {
         auth::require_admin(
             node.config().system_root_token.as_ref(),
             req.headers(),
             req.uri(),
         )
     };
-    let from_peer = |req: &Request<Incoming>| {
+    let from_peer = || {
         node.cluster()
             .is_some_and(|c| c.is_peer(req.headers(), req.uri()))
     };
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["_health", "ping"] => (
-            "health",
-            only(&method, &[Method::GET], || {
-                Ok(keep_http::body::json(StatusCode::OK, r#"{"health":"OK"}"#))
-            }),
-        ),
-        ["metrics"] => (
-            "metrics",
-            only(&method, &[Method::GET], || {
-                let mut resp = keep_http::body::text(StatusCode::OK, node.metrics().encode());
-                if let Ok(v) = "text/plain; version=0.0.4; charset=utf-8".parse() {
-                    resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
-                }
-                Ok(resp)
-            }),
-        ),
-        ["_keep", "node"] => (
-            "node_status",
-            async {
-                check_method(&method, &[Method::GET])?;
-                if auth::token(req.headers(), req.uri()).is_none() {
-                    return Err(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "node credential required",
-                    ));
-                }
-                if !from_peer(&req) {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "not a node of this cluster",
-                    ));
-                }
-                Ok(node_status(node))
+    match access {
+        Access::Anyone => Ok(()),
+        Access::Admin => admin(),
+        Access::PeerOrAdmin if from_peer() => Ok(()),
+        Access::PeerOrAdmin => admin(),
+        Access::Peer => {
+            if auth::token(req.headers(), req.uri()).is_none() {
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "node credential required",
+                ))
+            } else if !from_peer() {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not a node of this cluster",
+                ))
+            } else {
+                Ok(())
             }
-            .await,
-        ),
-        ["mounts"] => (
-            "mounts",
-            only(&method, &[Method::GET], || Ok(admin::mounts(node))),
-        ),
-        ["mounts", uuid, "blocks"] => (
-            "mount_blocks",
-            async {
-                check_method(&method, &[Method::GET])?;
-                admin(&req)?;
-                let vol = node
-                    .volume(uuid)
-                    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such mount"))?;
-                let prefix = query_param(req.uri(), "prefix").unwrap_or_default();
-                index::check_prefix(&prefix)?;
-                Ok(index::listing(vec![vol.clone()], prefix))
-            }
-            .await,
-        ),
-        ["index"] | ["index", _] => (
-            "index",
-            async {
-                check_method(&method, &[Method::GET])?;
-                admin(&req)?;
-                let prefix = segments.get(1).copied().unwrap_or("").to_owned();
-                index::check_prefix(&prefix)?;
-                Ok(index::listing(node.volumes().to_vec(), prefix))
-            }
-            .await,
-        ),
-        ["pull"] => (
-            "pull",
-            async {
-                check_method(&method, &[Method::PUT])?;
-                admin(&req)?;
-                work::put_pull(node, req).await
-            }
-            .await,
-        ),
-        ["trash"] => (
-            "trash",
-            async {
-                check_method(&method, &[Method::PUT])?;
-                admin(&req)?;
-                work::put_trash(node, req).await
-            }
-            .await,
-        ),
-        ["untrash", locator] => (
-            "untrash",
-            async {
-                check_method(&method, &[Method::PUT])?;
-                admin(&req)?;
-                admin::untrash(node, locator).await
-            }
-            .await,
-        ),
-        [first] if looks_like_block(first) => match method.as_str() {
-            "GET" => (
-                "get_block",
-                async {
-                    let (parts, _) = req.into_parts();
-                    get::get_block(node, &parts, false).await
-                }
-                .await,
-            ),
-            "HEAD" => (
-                "head_block",
-                async {
-                    let (parts, _) = req.into_parts();
-                    get::get_block(node, &parts, true).await
-                }
-                .await,
-            ),
-            "PUT" => ("put_block", put::put_block(node, req).await),
-            "DELETE" => (
-                "delete_block",
-                async {
-                    if !from_peer(&req) {
-                        admin(&req)?;
-                    }
-                    admin::delete(node, &path).await
-                }
-                .await,
-            ),
-            "TOUCH" => (
-                "touch_block",
-                async {
-                    admin(&req)?;
-                    admin::touch(node, &path).await
-                }
-                .await,
-            ),
-            _ => ("block", Err(ApiError::method_not_allowed())),
-        },
-        _ => (
-            "unknown",
-            Err(ApiError::bad_request(format!("unknown route {path}"))),
-        ),
+        }
     }
 }
 
-/// `GET /_keep/node`: identity, protocol and state, for peers.
-fn node_status(node: &Node) -> Response<Body> {
-    let writable = node.volumes().iter().any(|v| v.params().allow_write);
-    let status = keep_remote::NodeStatus {
-        uuid: node.uuid().to_owned(),
-        protocol: keep_remote::PROTOCOL_VERSION,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        draining: node.is_draining(),
-        read_only: node.config().read_only || !writable,
-    };
-    keep_http::body::json(
-        StatusCode::OK,
-        serde_json::to_vec(&status).unwrap_or_default(),
-    )
+/// Answers an allowed request.
+async fn serve(
+    node: &Keepstore,
+    route: Route,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let store = node.store();
+    match route {
+        Route::Health => Ok(keep_http::body::json(StatusCode::OK, r#"{"health":"OK"}"#)),
+        Route::Metrics => Ok(metrics(node)),
+        Route::NodeStatus => Ok(node::status(node)),
+        Route::Workers => Ok(node::workers(node)),
+        Route::Mounts => Ok(admin::mounts(store)),
+        Route::MountBlocks(uuid) => {
+            let vol = store
+                .volume(&uuid)
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such mount"))?;
+            let prefix = query_param(req.uri(), "prefix").unwrap_or_default();
+            index::check_prefix(&prefix)?;
+            Ok(index::listing(vec![vol.clone()], prefix))
+        }
+        Route::Index(prefix) => {
+            index::check_prefix(&prefix)?;
+            Ok(index::listing(store.volumes().to_vec(), prefix))
+        }
+        Route::Pull => worklists::put_pull(node.work(), req).await,
+        Route::Trash => worklists::put_trash(node.work(), req).await,
+        Route::Untrash(locator) => admin::untrash(store, &locator).await,
+        Route::GetBlock | Route::HeadBlock => {
+            let head = route == Route::HeadBlock;
+            let (parts, _) = req.into_parts();
+            get::get_block(node, &parts, head).await
+        }
+        Route::PutBlock => put::put_block(node, req).await,
+        Route::DeleteBlock => {
+            admin::delete(store, node.config().signing_ttl, req.uri().path()).await
+        }
+        Route::TouchBlock => admin::touch(store, req.uri().path()).await,
+        Route::OtherBlockMethod | Route::Unknown => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `GET /metrics`: the Prometheus text, with the gauges that are read
+/// rather than kept (work lists, workers) brought up to date first.
+fn metrics(node: &Keepstore) -> Response<Body> {
+    work::refresh_gauges(node.work(), node.metrics());
+    node.metrics().record_workers(&node.workers().list());
+    let mut resp = keep_http::body::text(StatusCode::OK, node.metrics().encode());
+    if let Ok(v) = "text/plain; version=0.0.4; charset=utf-8".parse() {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
 }
 
 fn looks_like_block(segment: &str) -> bool {
     segment.len() >= 32 && segment.as_bytes()[..32].iter().all(u8::is_ascii_hexdigit)
-}
-
-fn check_method(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed())
-    }
-}
-
-fn only(
-    method: &Method,
-    allowed: &[Method],
-    f: impl FnOnce() -> Result<Response<Body>, ApiError>,
-) -> Result<Response<Body>, ApiError> {
-    check_method(method, allowed)?;
-    f()
 }
 
 /// A query parameter's value (no percent-decoding needed for our hex values).
@@ -260,4 +325,28 @@ fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_who_may_call_them() {
+        let r = |m: &str, p: &str| Route::of(&m.parse().unwrap(), p);
+        let block = "/acbd18db4cc2f85cedef654fccc4a4d8+3";
+        assert_eq!(r("GET", block), Route::GetBlock);
+        assert_eq!(
+            r("PUT", "/acbd18db4cc2f85cedef654fccc4a4d8"),
+            Route::PutBlock
+        );
+        assert_eq!(r("DELETE", block).access(), Access::PeerOrAdmin);
+        assert_eq!(r("PATCH", block), Route::OtherBlockMethod);
+        assert_eq!(r("GET", "/index/ab"), Route::Index("ab".into()));
+        assert_eq!(r("GET", "/_keep/workers").access(), Access::Admin);
+        assert_eq!(r("GET", "/_keep/node").access(), Access::Peer);
+        assert_eq!(r("GET", "/mounts").access(), Access::Anyone);
+        assert_eq!(r("GET", "/nope/nope"), Route::Unknown);
+        assert_eq!(r("PUT", "/pull").methods(), Some(Method::PUT));
+    }
 }

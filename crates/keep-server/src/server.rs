@@ -3,63 +3,54 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keep_http::ServeOptions;
 use tokio::net::TcpListener;
 
-use crate::cluster::Cluster;
-use crate::node::{Node, StartError};
-use crate::{router, work};
-use tokio_util::sync::CancellationToken;
+use crate::keepstore::{Keepstore, StartError};
+use crate::router;
 
 /// A node bound to its listening socket, ready to serve.
 #[derive(Debug)]
 pub struct Server {
-    node: Arc<Node>,
+    node: Arc<Keepstore>,
     listener: TcpListener,
 }
 
 impl Server {
-    /// Binds the node's configured listen address.
-    pub async fn bind(node: Arc<Node>) -> std::io::Result<Server> {
+    /// Binds the node's configured listen address; the node joins no
+    /// cluster (see [`Server::start`]).
+    pub async fn bind(node: Keepstore) -> std::io::Result<Server> {
         let listener = TcpListener::bind(node.config().listen).await?;
-        Ok(Server { node, listener })
+        Ok(Server::from_listener(node, listener))
     }
 
     /// Binds the node's listen address and joins its cluster (when it has a
-    /// cluster key): heartbeats, and publishing to the introducers.
-    pub async fn start(node: Arc<Node>) -> Result<Server, StartError> {
-        let server = Server::bind(node)
+    /// cluster key): heartbeats, and publishing to the introducers. The
+    /// node's public URL defaults to `http://` and the bound address.
+    pub async fn start(mut node: Keepstore) -> Result<Server, StartError> {
+        let listener = TcpListener::bind(node.config().listen)
             .await
             .map_err(|e| StartError::Config(format!("cannot listen: {e}")))?;
-        server.join_cluster().await?;
-        Ok(server)
-    }
-
-    /// Joins the cluster the node's config names, if any. The node's
-    /// public URL defaults to `http://` and the bound address.
-    pub async fn join_cluster(&self) -> Result<(), StartError> {
-        let cfg = self.node.config();
-        let Some(key) = &cfg.cluster_key else {
-            return Ok(());
-        };
-        let url = match &cfg.public_url {
+        let url = match &node.config().public_url {
             Some(u) => u.clone(),
             None => format!(
                 "http://{}",
-                self.local_addr()
+                listener
+                    .local_addr()
                     .map_err(|e| StartError::Config(e.to_string()))?
             ),
         };
-        let cluster = Cluster::start(&self.node, key, url).await?;
-        self.node.set_cluster(cluster);
-        Ok(())
+        node.join_cluster(url).await?;
+        Ok(Server::from_listener(node, listener))
     }
 
     /// Serves on a listener the caller bound.
-    pub fn from_listener(node: Arc<Node>, listener: TcpListener) -> Server {
-        Server { node, listener }
+    pub fn from_listener(node: Keepstore, listener: TcpListener) -> Server {
+        Server {
+            node: Arc::new(node),
+            listener,
+        }
     }
 
     /// The bound address (useful with port 0).
@@ -68,7 +59,7 @@ impl Server {
     }
 
     /// The node being served.
-    pub fn node(&self) -> &Arc<Node> {
+    pub fn node(&self) -> &Arc<Keepstore> {
         &self.node
     }
 
@@ -79,11 +70,9 @@ impl Server {
         let opts = ServeOptions {
             max_connections: cfg.max_connections,
             shutdown_grace: cfg.shutdown_grace,
-            header_read_timeout: Duration::from_secs(60),
+            header_read_timeout: cfg.header_read_timeout,
         };
-        let node = self.node.clone();
-        let cancel = CancellationToken::new();
-        let workers = work::spawn_workers(&node, &cancel);
+        self.node.start_workers();
         // On shutdown, say so first (answers carry X-Keep-Draining, the
         // introducers hear download-only), then stop accepting.
         let drainer = self.node.clone();
@@ -94,6 +83,7 @@ impl Server {
                 cluster.drain().await;
             }
         };
+        let node = self.node.clone();
         let drained = keep_http::serve(
             self.listener,
             move |req| router::handle(node.clone(), req),
@@ -105,10 +95,8 @@ impl Server {
             cluster.stop().await;
         }
         // Stop background work: workers finish their current entry.
-        cancel.cancel();
-        self.node.work().close();
-        for task in workers {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        if !self.node.stop_workers().await {
+            tracing::warn!("some background workers did not stop in time");
         }
         drained
     }

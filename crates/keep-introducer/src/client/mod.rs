@@ -6,15 +6,17 @@
 //! use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
 //! use keep_introducer::{ClusterKey, DOWNLOAD_STORAGE, UPLOAD_STORAGE};
 //! use keep_locator::BlockHash;
+//! use keep_worker::Workers;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let workers = Workers::new();
 //! let key = ClusterKey::from_file("cluster-key".as_ref())?;
 //! let config = ClientConfig::new(
 //!     vec!["http://127.0.0.1:25108".into()],
 //!     key,
 //!     "./keep-data/introducer-client",
 //! );
-//! let client = IntroducerClient::start(config).await?;
+//! let client = IntroducerClient::start(config, &workers).await?;
 //! let node = NodeInfo::new("zzzzz-bi6l4-000000000000001", "http://127.0.0.1:25107");
 //! client.publish(&node, &[UPLOAD_STORAGE, DOWNLOAD_STORAGE]).await?;
 //! let mut peers = client.subscribe_to(DOWNLOAD_STORAGE);
@@ -22,10 +24,12 @@
 //! let order = client.get_permuted_peers(DOWNLOAD_STORAGE, &BlockHash::of(b"foo"));
 //! println!("probe order: {:?}", order.iter().map(|p| &p.url).collect::<Vec<_>>());
 //! client.shutdown().await;
+//! workers.shutdown(std::time::Duration::from_secs(5)).await;
 //! # Ok(())
 //! # }
 //! ```
 
+mod cache;
 mod peers;
 mod persist;
 mod state;
@@ -34,12 +38,12 @@ mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use keep_locator::BlockHash;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use keep_worker::{Backoff, SpawnOptions, Workers};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use peers::{Peer, permute};
@@ -49,7 +53,7 @@ use crate::ClusterKey;
 use crate::announcement::is_token;
 use state::Shared;
 use transport::Transport;
-use worker::{Timing, Worker};
+use worker::{IntroducerWorker, Timing};
 
 /// How the client runs.
 #[derive(Debug, Clone)]
@@ -65,9 +69,11 @@ pub struct ClientConfig {
     pub poll_wait: Duration,
     /// The deadline of one request, on top of `poll_wait` for long-polls.
     pub request_timeout: Duration,
-    /// The first pause after a failed request; doubles up to `retry_max`.
+    /// The first pause after a failed request; doubles up to `retry_max`
+    /// (the workers' [`Backoff`], with jitter).
     pub retry_min: Duration,
-    /// The longest pause between retries.
+    /// The longest pause between retries, and between reads of an
+    /// introducer that does not long-poll.
     pub retry_max: Duration,
 }
 
@@ -135,33 +141,33 @@ pub enum ClientError {
     State(std::io::Error),
 }
 
-/// A node's connection to its introducers. Dropping it stops its
-/// background tasks; [`IntroducerClient::shutdown`] also waits for them and
-/// writes the cache one last time.
+/// A node's connection to its introducers: one worker per introducer,
+/// named `introducer <base url>`, and the cache writer, named
+/// `"introducer cache"`, on the registry [`IntroducerClient::start`] was
+/// given. They stop when the registry shuts down, when
+/// [`IntroducerClient::shutdown`] is called (which also waits for them and
+/// writes the cache one last time) or when the client is dropped.
 #[derive(Debug)]
 pub struct IntroducerClient {
     shared: Arc<Shared>,
     bases: Vec<String>,
     connected: Vec<Arc<AtomicBool>>,
+    /// The workers' token: a child of the registry's.
     cancel: CancellationToken,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Closed once every worker of this client has stopped.
+    running: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    /// The version of the known table the cache file holds.
+    cache_written: Arc<AtomicU64>,
 }
 
 impl IntroducerClient {
     /// Loads the seqnum, the record of what was published and the
-    /// announcement cache from `config.state_dir`, then starts one worker per introducer and the
-    /// cache writer. Must be called inside a tokio runtime.
-    pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
-        Self::start_with_cancel(config, &CancellationToken::new()).await
-    }
-
-    /// Like [`Self::start`], and the background tasks also stop (writing
-    /// the cache one last time) when `cancel` is cancelled: pass the node's
-    /// shutdown token.
-    pub async fn start_with_cancel(
-        config: ClientConfig,
-        cancel: &CancellationToken,
-    ) -> Result<Self, ClientError> {
+    /// announcement cache from `config.state_dir`, then spawns one worker
+    /// per introducer and the cache writer on `workers` (failed requests
+    /// are retried after the registry's backoff, from `retry_min` doubling
+    /// up to `retry_max`, with jitter). Must be called inside a tokio
+    /// runtime.
+    pub async fn start(config: ClientConfig, workers: &Workers) -> Result<Self, ClientError> {
         for url in &config.introducers {
             transport::check_base(url).map_err(|reason| ClientError::BadUrl {
                 url: url.clone(),
@@ -170,35 +176,52 @@ impl IntroducerClient {
         }
         let shared =
             Arc::new(Shared::load(config.cluster_key.clone(), config.state_dir.clone()).await?);
-        let cancel = cancel.child_token();
+        let cancel = workers.cancel_token().child_token();
         let transport = Transport::new(config.request_timeout);
-        let timing = Timing {
-            poll_wait: config.poll_wait,
-            retry_min: config.retry_min,
-            retry_max: config.retry_max.max(config.retry_min),
+        let retry_max = config.retry_max.max(config.retry_min);
+        let options = SpawnOptions {
+            tranquility: 0,
+            backoff: Backoff {
+                first: config.retry_min,
+                max: retry_max,
+                jitter: true,
+            },
         };
-        let mut tasks = vec![tokio::spawn(write_cache(shared.clone(), cancel.clone()))];
+        let (running_tx, running) = mpsc::channel(1);
+        let cache_written = Arc::new(AtomicU64::new(*shared.known_changed.borrow()));
         let mut connected = Vec::new();
         let bases = config.introducers.clone();
         for base in config.introducers {
             let flag = Arc::new(AtomicBool::new(false));
             connected.push(flag.clone());
-            let worker = Worker {
-                shared: shared.clone(),
-                transport: transport.clone(),
+            let worker = IntroducerWorker::new(
+                shared.clone(),
+                transport.clone(),
                 base,
-                connected: flag,
-                timing,
-                cancel: cancel.clone(),
-            };
-            tasks.push(tokio::spawn(worker.run()));
+                flag,
+                Timing {
+                    poll_wait: config.poll_wait,
+                    repoll: retry_max,
+                },
+                cancel.clone(),
+                running_tx.clone(),
+            );
+            workers.spawn_with(worker, options.clone());
         }
+        let cache = cache::CacheWriter::new(
+            shared.clone(),
+            cache_written.clone(),
+            cancel.clone(),
+            running_tx,
+        );
+        workers.spawn_with(cache, options);
         Ok(IntroducerClient {
             shared,
             bases,
             connected,
             cancel,
-            tasks: std::sync::Mutex::new(tasks),
+            running: tokio::sync::Mutex::new(running),
+            cache_written,
         })
     }
 
@@ -293,15 +316,15 @@ impl IntroducerClient {
             .count()
     }
 
-    /// Stops the background tasks and waits for them; the cache is written
+    /// Stops this client's workers and waits for them (whether they stop
+    /// now or stopped already with the registry), then writes the cache
     /// one last time if it changed.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "introducer client task failed");
-            }
+        let mut running = self.running.lock().await;
+        while running.recv().await.is_some() {}
+        if let Err(e) = cache::store_if_changed(&self.shared, &self.cache_written).await {
+            tracing::error!(error = %e, "introducer client: last cache write failed");
         }
     }
 }
@@ -309,31 +332,5 @@ impl IntroducerClient {
 impl Drop for IntroducerClient {
     fn drop(&mut self) {
         self.cancel.cancel();
-    }
-}
-
-/// Writes the known table to the cache whenever it changes, coalescing
-/// bursts, and once more at shutdown if something is still unwritten.
-async fn write_cache(shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut rx = shared.known_changed.subscribe();
-    loop {
-        let stopping = tokio::select! {
-            changed = rx.changed() => changed.is_err(),
-            () = cancel.cancelled() => true,
-        };
-        if stopping && !rx.has_changed().unwrap_or(false) {
-            return;
-        }
-        rx.borrow_and_update();
-        let list = shared.known();
-        let dir = shared.state_dir.clone();
-        match tokio::task::spawn_blocking(move || persist::store_cache(&dir, &list)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write the announcement cache"),
-            Err(e) => tracing::error!(error = %e, "announcement cache task failed"),
-        }
-        if stopping {
-            return;
-        }
     }
 }

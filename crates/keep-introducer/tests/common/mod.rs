@@ -18,6 +18,7 @@ use keep_http::ServeOptions;
 use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
 use keep_introducer::server::{self, ServerConfig, ServerError};
 use keep_introducer::{Announcement, ClusterKey, SignedAnnouncement, new_nonce};
+use keep_worker::Workers;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -92,9 +93,10 @@ pub async fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// A client that retries fast, with its state in `state_dir`.
+/// A client that retries fast, with its state in `state_dir`, on a
+/// registry of its own.
 pub async fn client(introducers: &[&str], state_dir: &Path) -> IntroducerClient {
-    IntroducerClient::start(client_config(introducers, state_dir))
+    IntroducerClient::start(client_config(introducers, state_dir), &Workers::new())
         .await
         .unwrap()
 }

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use keep_http::{Body, ServeOptions, body};
 use keep_locator::BlockHash;
 use keep_remote::protocol::{
-    DRAINING_HEADER, DeleteReply, LOCAL_ONLY_HEADER, NODE_ROUTE, NodeStatus, PROTOCOL_VERSION,
+    DRAINING_HEADER, LOCAL_ONLY_HEADER, NODE_ROUTE, NodeStatus, PROTOCOL_VERSION,
 };
 use keep_remote::{NodeCredential, RemoteConfig};
 use tokio::net::TcpListener;
@@ -146,17 +146,6 @@ impl FakePeer {
         match (req.method().clone(), size) {
             (Method::PUT, None) => self.put(md5, req).await,
             (Method::GET | Method::HEAD, Some(size)) => self.get(&md5, size, req.method()).await,
-            (Method::DELETE, Some(_)) => {
-                if self.blocks.lock().unwrap().remove(&md5).is_some() {
-                    let reply = DeleteReply {
-                        copies_deleted: 1,
-                        copies_failed: 0,
-                    };
-                    body::json(StatusCode::OK, serde_json::to_vec(&reply).unwrap())
-                } else {
-                    body::text(StatusCode::NOT_FOUND, "not found")
-                }
-            }
             _ => body::text(StatusCode::BAD_REQUEST, "no such route"),
         }
     }

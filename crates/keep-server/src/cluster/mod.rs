@@ -10,18 +10,38 @@
 pub mod forward;
 pub mod replicate;
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{HeaderMap, Uri};
 use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
 use keep_introducer::{ClusterKey, DOWNLOAD_STORAGE, UPLOAD_STORAGE};
 use keep_remote::{HeartbeatConfig, NodeCredential, Pool, RemoteConfig};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use keep_worker::Workers;
 
 use crate::auth;
-use crate::node::{Node, StartError};
+use crate::keepstore::StartError;
+
+/// What joining a cluster takes.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This node's uuid.
+    pub uuid: String,
+    /// How other nodes reach this one.
+    pub public_url: String,
+    /// The cluster's shared secret.
+    pub key: ClusterKey,
+    /// Introducer URLs (none: the peer set stays empty).
+    pub introducers: Vec<String>,
+    /// Where the introducer client keeps its state.
+    pub state_dir: PathBuf,
+    /// Whether this node serves reads only (it publishes download only).
+    pub read_only: bool,
+    /// Timeouts of node-to-node requests.
+    pub remote: RemoteConfig,
+    /// How peers are watched.
+    pub heartbeat: HeartbeatConfig,
+}
 
 /// A node's cluster membership.
 #[derive(Debug)]
@@ -30,45 +50,40 @@ pub struct Cluster {
     credential: NodeCredential,
     introducer: Option<IntroducerClient>,
     info: NodeInfo,
-    cancel: CancellationToken,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Cluster {
     /// Joins the cluster: starts the heartbeats, publishes this node to
-    /// the introducers and follows the peer set they announce.
+    /// the introducers and follows the peer set they announce, all as
+    /// workers of `workers`.
     pub async fn start(
-        node: &Arc<Node>,
-        key: &ClusterKey,
-        public_url: String,
+        settings: ClusterSettings,
+        workers: &Workers,
     ) -> Result<Cluster, StartError> {
-        let credential = NodeCredential::from_cluster_key(key.as_bytes());
+        let credential = NodeCredential::from_cluster_key(settings.key.as_bytes());
         let pool = Pool::new(
-            node.uuid().to_owned(),
+            settings.uuid.clone(),
             credential.clone(),
-            RemoteConfig::default(),
-            HeartbeatConfig::default(),
+            settings.remote,
+            settings.heartbeat,
         );
-        let cancel = CancellationToken::new();
-        let mut tasks = vec![pool.run_heartbeats(cancel.clone())];
-        let mut info = NodeInfo::new(node.uuid(), public_url);
-        info.nickname = node.uuid().to_owned();
-        let introducer = if node.config().introducers.is_empty() {
+        workers.spawn(pool.heartbeat_worker());
+        let mut info = NodeInfo::new(&settings.uuid, settings.public_url);
+        info.nickname = settings.uuid.clone();
+        let introducer = if settings.introducers.is_empty() {
             None
         } else {
-            let state = node.state_dir().join(".keepstore-introducer");
-            let config = ClientConfig::new(node.config().introducers.clone(), key.clone(), state);
-            let client = IntroducerClient::start_with_cancel(config, &cancel)
+            let config = ClientConfig::new(settings.introducers, settings.key, settings.state_dir);
+            let client = IntroducerClient::start(config, workers)
                 .await
                 .map_err(|e| StartError::Config(format!("introducer: {e}")))?;
             client
-                .publish(&info, services(node))
+                .publish(&info, services(settings.read_only))
                 .await
                 .map_err(|e| StartError::Config(format!("introducer: {e}")))?;
-            tasks.push(pool.follow(
+            workers.spawn(pool.follow_worker(
                 client.subscribe_to(DOWNLOAD_STORAGE),
                 client.subscribe_to(UPLOAD_STORAGE),
-                cancel.clone(),
             ));
             Some(client)
         };
@@ -77,8 +92,6 @@ impl Cluster {
             credential,
             introducer,
             info,
-            cancel,
-            tasks: std::sync::Mutex::new(tasks),
         })
     }
 
@@ -109,24 +122,17 @@ impl Cluster {
         }
     }
 
-    /// Stops heartbeats and the introducer client.
+    /// Stops the introducer client (its cache is written; its workers end).
     pub async fn stop(&self) {
-        self.cancel.cancel();
         if let Some(client) = &self.introducer {
             client.shutdown().await;
-        }
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
     }
 }
 
-/// What this node offers: read-only nodes (by flag or because no volume
-/// takes writes) publish download only.
-fn services(node: &Node) -> &'static [&'static str] {
-    let writable = node.volumes().iter().any(|v| v.params().allow_write);
-    if node.config().read_only || !writable {
+/// What this node offers: a read-only node publishes download only.
+fn services(read_only: bool) -> &'static [&'static str] {
+    if read_only {
         &[DOWNLOAD_STORAGE]
     } else {
         &[UPLOAD_STORAGE, DOWNLOAD_STORAGE]

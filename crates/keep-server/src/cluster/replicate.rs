@@ -6,27 +6,34 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use keep_locator::BlockHash;
-use keep_remote::{Remote, RemoteError, Strategy};
+use keep_remote::{Pool, Remote, RemoteError};
+use keep_store::{Store, StoreError};
 use keep_volume::Volume;
 
-use super::Cluster;
-use crate::node::Node;
+/// Why one copy did not reach a peer.
+#[derive(Debug, thiserror::Error)]
+enum CopyError {
+    /// This node could not send it (no buffer memory, the local copy
+    /// unreadable): not the peer's fault.
+    #[error("{0}")]
+    Local(#[from] StoreError),
+    /// The peer failed or refused.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
 
 /// Sends `need` more copies of a block that `local` holds; returns how many
 /// peers confirmed. Peers that fail are reported to the pool and replaced
 /// by the next in order, until the count is reached or none is left.
 pub async fn fan_out(
-    node: &Node,
-    cluster: &Cluster,
+    store: &Store,
+    pool: &Pool,
     local: &Arc<dyn Volume>,
     hash: BlockHash,
     size: u64,
     need: usize,
 ) -> usize {
-    let mut candidates = cluster
-        .pool()
-        .assign_remotes(usize::MAX, Strategy::Permuted(hash))
-        .into_iter();
+    let mut candidates = pool.assign_remotes(usize::MAX, &hash).into_iter();
     let mut stored = 0;
     while stored < need {
         let batch: Vec<Arc<Remote>> = candidates.by_ref().take(need - stored).collect();
@@ -34,7 +41,7 @@ pub async fn fan_out(
             break;
         }
         let results =
-            futures::future::join_all(batch.iter().map(|r| copy_to(node, local, r, hash, size)))
+            futures::future::join_all(batch.iter().map(|r| copy_to(store, local, r, hash, size)))
                 .await;
         for (remote, result) in batch.iter().zip(results) {
             match result {
@@ -47,12 +54,14 @@ pub async fn fan_out(
                             message: "draining".into(),
                             draining: true,
                         };
-                        cluster.pool().report_failure(&remote.uuid, &note);
+                        pool.report_failure(&remote.uuid, &note);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(peer = %remote.uuid, block = %hash, error = %e, "replication failed");
-                    cluster.pool().report_failure(&remote.uuid, &e);
+                    if let CopyError::Remote(e) = &e {
+                        pool.report_failure(&remote.uuid, e);
+                    }
                 }
             }
         }
@@ -62,21 +71,14 @@ pub async fn fan_out(
 
 /// Streams the local copy to `remote`; returns whether it said it is draining.
 async fn copy_to(
-    node: &Node,
+    store: &Store,
     local: &Arc<dyn Volume>,
     remote: &Remote,
     hash: BlockHash,
     size: u64,
-) -> Result<bool, RemoteError> {
-    let _reservation = node
-        .budget()
-        .reserve(size)
-        .await
-        .map_err(|e| RemoteError::Body(e.message))?;
-    let reader = local
-        .open(&hash)
-        .await
-        .map_err(|e| RemoteError::Body(format!("reading the local copy: {e}")))?;
+) -> Result<bool, CopyError> {
+    let _reservation = store.budget().reserve(size).await?;
+    let reader = local.open(&hash).await.map_err(StoreError::from)?;
     let body = reader.chunks.map_err(std::io::Error::other).boxed();
     Ok(remote.replicate(&hash, size, body).await?.draining)
 }

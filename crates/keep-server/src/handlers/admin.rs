@@ -1,16 +1,14 @@
 //! Block administration: `DELETE`, `TOUCH`, `PUT /untrash/{locator}`, and
 //! `GET /mounts`.
 
-use std::sync::Arc;
-
 use http::{Response, StatusCode};
 use keep_http::Body;
+use keep_store::{Store, StoreError};
 use keep_volume::VolumeError;
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::handlers::parse_locator;
-use crate::node::Node;
 
 /// One entry of `GET /mounts`, as Arvados reports it.
 #[derive(Debug, Serialize)]
@@ -25,8 +23,8 @@ struct Mount<'a> {
 }
 
 /// `GET /mounts`.
-pub fn mounts(node: &Node) -> Response<Body> {
-    let list: Vec<Mount<'_>> = node
+pub fn mounts(store: &Store) -> Response<Body> {
+    let list: Vec<Mount<'_>> = store
         .volumes()
         .iter()
         .map(|v| {
@@ -49,17 +47,20 @@ pub fn mounts(node: &Node) -> Response<Body> {
 /// `DELETE /{locator}`: trashes every copy older than the signing TTL on
 /// volumes that allow trash. Younger copies are kept: someone may hold a
 /// signature for them. Answers the counts, as Arvados.
-pub async fn delete(node: &Arc<Node>, path: &str) -> Result<Response<Body>, ApiError> {
+pub async fn delete(
+    store: &Store,
+    signing_ttl: std::time::Duration,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
     let hash = parse_locator(path)?.hash;
-    let ttl_ns = i64::try_from(node.config().signing_ttl.as_nanos()).unwrap_or(i64::MAX);
+    let ttl_ns = i64::try_from(signing_ttl.as_nanos()).unwrap_or(i64::MAX);
     let (mut found, mut deleted, mut failed) = (0, 0, 0);
-    for vol in node.volumes() {
+    for vol in store.volumes() {
         let mtime = match vol.mtime(&hash).await {
             Ok(m) => m,
             Err(VolumeError::NotFound) => continue,
-            Err(e) => {
-                node.metrics().volume_error(&vol.params().uuid);
-                tracing::warn!(volume = %vol.params().uuid, error = %e, "mtime failed");
+            Err(_) => {
+                // Counted and logged by the volume's health wrapper.
                 failed += 1;
                 continue;
             }
@@ -85,14 +86,14 @@ pub async fn delete(node: &Arc<Node>, path: &str) -> Result<Response<Body>, ApiE
 }
 
 /// `TOUCH /{locator}`: refreshes the mtime of every writable copy.
-pub async fn touch(node: &Arc<Node>, path: &str) -> Result<Response<Body>, ApiError> {
+pub async fn touch(store: &Store, path: &str) -> Result<Response<Body>, ApiError> {
     let hash = parse_locator(path)?.hash;
     let mut touched = 0;
-    for vol in node.volumes().iter().filter(|v| v.params().allow_write) {
+    for vol in store.volumes().iter().filter(|v| v.params().allow_write) {
         match vol.touch(&hash).await {
             Ok(()) => touched += 1,
             Err(VolumeError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(StoreError::from(e).into()),
         }
     }
     if touched == 0 {
@@ -102,18 +103,15 @@ pub async fn touch(node: &Arc<Node>, path: &str) -> Result<Response<Body>, ApiEr
 }
 
 /// `PUT /untrash/{locator}`: restores trashed copies on writable volumes.
-pub async fn untrash(node: &Arc<Node>, locator: &str) -> Result<Response<Body>, ApiError> {
+pub async fn untrash(store: &Store, locator: &str) -> Result<Response<Body>, ApiError> {
     let hash = parse_locator(locator)?.hash;
     let mut restored = Vec::new();
     let mut fault = None;
-    for vol in node.volumes().iter().filter(|v| v.params().allow_write) {
+    for vol in store.volumes().iter().filter(|v| v.params().allow_write) {
         match vol.untrash(&hash).await {
             Ok(()) => restored.push(vol.params().uuid.clone()),
             Err(VolumeError::NotFound) => {}
-            Err(e) => {
-                node.metrics().volume_error(&vol.params().uuid);
-                fault = Some(e);
-            }
+            Err(e) => fault = Some(e),
         }
     }
     match (restored.is_empty(), fault) {
@@ -121,7 +119,7 @@ pub async fn untrash(node: &Arc<Node>, locator: &str) -> Result<Response<Body>, 
             StatusCode::OK,
             format!("Successfully untrashed on: {}", restored.join(", ")),
         )),
-        (true, Some(e)) => Err(e.into()),
+        (true, Some(e)) => Err(StoreError::from(e).into()),
         (true, None) => Err(ApiError::not_found()),
     }
 }

@@ -1,10 +1,12 @@
-//! Request handlers, one file per group of routes.
+//! Request handlers, one file per group of routes. They alone turn the
+//! storage core's errors into statuses (through [`crate::error`]).
 
 pub mod admin;
-pub(crate) mod dedup;
 pub mod get;
 pub mod index;
+pub mod node;
 pub mod put;
+pub mod worklists;
 
 use keep_locator::Locator;
 

@@ -8,21 +8,21 @@ use futures::StreamExt;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use keep_http::Body;
-use keep_locator::Locator;
-use keep_volume::{BlockBody, BodyError, ChunkStream, MAX_BLOCK_SIZE};
+use keep_locator::{Locator, MAX_BLOCK_SIZE};
+use keep_remote::{LOCAL_ONLY_HEADER, protocol};
+use keep_store::Placement;
+use keep_volume::{BlockBody, BodyError, ChunkStream};
 
 use crate::cluster::replicate;
 use crate::error::ApiError;
 use crate::handlers::parse_locator;
+use crate::keepstore::Keepstore;
 use crate::metrics::Metrics;
-use crate::node::Node;
-use crate::store::store;
 use crate::{auth, unix_now};
-use keep_remote::{LOCAL_ONLY_HEADER, protocol};
 
 /// Answers `PUT /{md5}`.
 pub async fn put_block(
-    node: &Arc<Node>,
+    node: &Keepstore,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = req.into_parts();
@@ -32,7 +32,8 @@ pub async fn put_block(
     if declared.is_some_and(|n| n > MAX_BLOCK_SIZE) {
         return Err(BodyError::TooLarge.into());
     }
-    let _reservation = node
+    let store = node.store();
+    let _reservation = store
         .budget()
         .reserve(declared.unwrap_or(MAX_BLOCK_SIZE))
         .await?;
@@ -40,7 +41,11 @@ pub async fn put_block(
     let stream = incoming_stream(incoming, node.metrics().clone(), received.clone());
     let body = BlockBody::new(hash, declared, stream);
 
-    let stored_on = store(node, hash, body, None, &classes).await?;
+    let place = Placement {
+        mount: None,
+        classes: &classes,
+    };
+    let stored_on = store.store(hash, body, place).await?;
     let size = received.load(Ordering::Relaxed);
     let mut replicas = stored_on.params().replication as usize;
     let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
@@ -48,8 +53,9 @@ pub async fn put_block(
         let desired =
             desired_replicas(&parts.headers)?.unwrap_or(node.config().replication as usize);
         if desired > replicas {
+            let need = desired - replicas;
             replicas +=
-                replicate::fan_out(node, cluster, &stored_on, hash, size, desired - replicas).await;
+                replicate::fan_out(store, cluster.pool(), &stored_on, hash, size, need).await;
         }
     }
 

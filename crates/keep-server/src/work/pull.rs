@@ -11,37 +11,69 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::StreamExt;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use keep_locator::Locator;
+use futures::{StreamExt, TryStreamExt};
+use keep_locator::{Locator, SigningKey};
+use keep_remote::{Fetcher, RemoteError};
+use keep_store::{Placement, Store, StoreError};
 use keep_volume::{BlockBody, BodyError};
+use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
+use keep_workqueue::{QueueError, Ticket, WorkQueue};
+use tokio_util::sync::CancellationToken;
 
-use super::{PullItem, count};
-use crate::node::Node;
-use crate::store::store;
+use super::{Outcomes, PullItem, count};
 
-/// Longest wait for a server to connect, or to send the next bytes.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Why one server did not deliver.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    #[error(transparent)]
+    Fetch(#[from] RemoteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// One pull worker (named `pull N`): takes pull entries until the list
+/// is closed.
+#[derive(Debug)]
+pub struct PullWorker {
+    id: usize,
+    queue: WorkQueue<PullItem>,
+    store: Arc<Store>,
+    fetcher: Fetcher,
+    signing: Option<(SigningKey, Duration)>,
+    outcomes: Outcomes,
+    /// An entry `wait_for_work` took, for the next step.
+    pending: Option<Ticket<PullItem>>,
+    pulled: u64,
+    failed: u64,
+}
 
-/// Takes pull entries until the list is closed.
-pub async fn worker(node: Arc<Node>) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
-    while let Ok(ticket) = node.work().pull.next().await {
-        let item: &PullItem = &ticket;
+impl PullWorker {
+    pub(crate) fn new(
+        id: usize,
+        queue: WorkQueue<PullItem>,
+        store: Arc<Store>,
+        fetcher: Fetcher,
+        signing: Option<(SigningKey, Duration)>,
+        outcomes: Outcomes,
+    ) -> Self {
+        PullWorker {
+            id,
+            queue,
+            store,
+            fetcher,
+            signing,
+            outcomes,
+            pending: None,
+            pulled: 0,
+            failed: 0,
+        }
+    }
+
+    /// Pulls one entry from the first server that delivers it.
+    async fn pull(&mut self, item: &PullItem) {
         let mut outcome = "failed";
         for server in &item.servers {
-            match pull_from(&node, &client, item, server).await {
+            match self.pull_from(item, server).await {
                 Ok(()) => {
                     outcome = "ok";
                     tracing::info!(block = %item.hash, server, "pulled");
@@ -50,57 +82,78 @@ pub async fn worker(node: Arc<Node>) {
                 Err(e) => tracing::warn!(block = %item.hash, server, error = %e, "pull failed"),
             }
         }
-        count(&node.metrics().pulls, outcome);
-        ticket.done();
+        if outcome == "ok" {
+            self.pulled += 1;
+        } else {
+            self.failed += 1;
+        }
+        count(&self.outcomes, outcome);
+    }
+
+    async fn pull_from(&self, item: &PullItem, server: &str) -> Result<(), PullError> {
+        let token = random_token();
+        let mut locator = Locator::new(item.hash, item.size);
+        if let Some((key, ttl)) = &self.signing {
+            locator = key.sign(&locator, &token, crate::unix_now() + 60, *ttl);
+        }
+        let _reservation = self.store.budget().reserve(item.size).await?;
+        let block = self
+            .fetcher
+            .fetch(server, &locator, &token, item.size)
+            .await?;
+        let chunks = block
+            .chunks
+            .map_err(|e| BodyError::Source(e.to_string()))
+            .boxed();
+        let body = BlockBody::new(item.hash, Some(item.size), chunks);
+        let place = Placement {
+            mount: item.mount.as_deref(),
+            classes: &[],
+        };
+        self.store.store(item.hash, body, place).await?;
+        Ok(())
     }
 }
 
-async fn pull_from(
-    node: &Node,
-    client: &HttpClient,
-    item: &PullItem,
-    server: &str,
-) -> Result<(), String> {
-    let token = random_token();
-    let mut locator = Locator::new(item.hash, item.size);
-    if let Some(key) = &node.config().signing_key {
-        let ttl = node.config().signing_ttl;
-        locator = key.sign(&locator, &token, crate::unix_now() + 60, ttl);
+impl Worker for PullWorker {
+    fn name(&self) -> String {
+        format!("pull {}", self.id)
     }
-    let url = format!("{}/{locator}", server.trim_end_matches('/'));
-    let req = Request::get(&url)
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::new())
-        .map_err(|e| format!("bad url {url}: {e}"))?;
-    let _reservation = node
-        .budget()
-        .reserve(item.size)
-        .await
-        .map_err(|e| e.message)?;
-    let resp = tokio::time::timeout(IDLE_TIMEOUT, client.request(req))
-        .await
-        .map_err(|_| "no answer in time".to_owned())?
-        .map_err(|e| format!("request failed: {e}"))?;
-    if resp.status() != StatusCode::OK {
-        return Err(format!("server answered {}", resp.status()));
-    }
-    let stream = resp
-        .into_body()
-        .into_data_stream()
-        .map(|r| r.map_err(|e| BodyError::Source(e.to_string())));
-    let stream = futures::stream::unfold(stream.boxed(), |mut s| async move {
-        match tokio::time::timeout(IDLE_TIMEOUT, s.next()).await {
-            Ok(Some(item)) => Some((item, s)),
-            Ok(None) => None,
-            Err(_) => Some((Err(BodyError::Source("server stalled".into())), s)),
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            progress: Some(format!("{} pulled, {} failed", self.pulled, self.failed)),
+            queue_length: Some(self.queue.status().queued as u64),
+            ..WorkerStatus::default()
         }
-    })
-    .boxed();
-    let body = BlockBody::new(item.hash, Some(item.size), stream);
-    store(node, item.hash, body, item.mount.as_deref(), &[])
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{} {}", e.status, e.message))
+    }
+
+    async fn work(&mut self, _cancel: &CancellationToken) -> Result<WorkerState, WorkError> {
+        let ticket = match self.pending.take() {
+            Some(t) => t,
+            None => match self.queue.try_next() {
+                Ok(Some(t)) => t,
+                Ok(None) => return Ok(WorkerState::Idle),
+                Err(QueueError::Closed) => return Ok(WorkerState::Done),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        self.pull(&ticket).await;
+        ticket.done();
+        Ok(WorkerState::Busy)
+    }
+
+    async fn wait_for_work(&mut self) -> WorkerState {
+        // `next` is cancel-safe: an entry leaves the list only when it
+        // is handed over.
+        match self.queue.next().await {
+            Ok(ticket) => {
+                self.pending = Some(ticket);
+                WorkerState::Busy
+            }
+            Err(_) => WorkerState::Done,
+        }
+    }
 }
 
 /// A throwaway token: Keep checks the signature, not the token.

@@ -1,0 +1,202 @@
+//! The composition root: a running node's parts, built once and owned
+//! here. Each handler and worker is handed the parts it uses (the storage
+//! core, the pool, its own settings), not this whole.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use keep_store::{Store, VolumeLocation};
+use keep_worker::Workers;
+
+use crate::cluster::{Cluster, ClusterSettings};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::work::{self, WorkLists};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A volume could not be opened.
+    #[error(transparent)]
+    Volume(#[from] keep_store::OpenError),
+    /// The node's own state could not be read or written.
+    #[error("state {path}: {source}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Something else in the configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A storage node: its identity and configuration, the storage core, the
+/// work lists, the background workers, and (once joined) its cluster.
+#[derive(Debug)]
+pub struct Keepstore {
+    uuid: String,
+    config: Config,
+    state_dir: PathBuf,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    work: WorkLists,
+    workers: Workers,
+    cluster: Option<Cluster>,
+    draining: AtomicBool,
+}
+
+impl Keepstore {
+    /// Opens every configured volume and settles the node's uuid.
+    pub async fn open(config: Config) -> Result<Keepstore, StartError> {
+        let store = Store::open(&config.store()).await?;
+        let state_dir = state_dir(&config);
+        std::fs::create_dir_all(&state_dir).map_err(|source| StartError::State {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let uuid = match &config.uuid {
+            Some(u) => u.clone(),
+            None => {
+                let path = state_dir.join(".keepstore-node-uuid");
+                keep_store::uuid::persistent_uuid(&path, "bi6l4")
+                    .map_err(|source| StartError::State { path, source })?
+            }
+        };
+        Ok(Keepstore::with_store(config, uuid, store))
+    }
+
+    /// A node over a storage core the caller built (any volume backend).
+    pub fn with_store(config: Config, uuid: String, store: Store) -> Keepstore {
+        let metrics = Arc::new(Metrics::new(store.metrics()));
+        Keepstore {
+            uuid,
+            state_dir: state_dir(&config),
+            work: WorkLists::new(config.max_work_list_items),
+            config,
+            store: Arc::new(store),
+            metrics,
+            workers: Workers::new(),
+            cluster: None,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Joins the cluster the config names, if it names one (a cluster
+    /// key): heartbeats, publishing to the introducers, following peers.
+    /// `public_url` is how other nodes reach this one.
+    pub async fn join_cluster(&mut self, public_url: String) -> Result<(), StartError> {
+        let Some(key) = &self.config.cluster_key else {
+            return Ok(());
+        };
+        keep_remote::check_url(&public_url)
+            .map_err(|m| StartError::Config(format!("public_url: {m}")))?;
+        let settings = ClusterSettings {
+            uuid: self.uuid.clone(),
+            public_url,
+            key: key.clone(),
+            introducers: self.config.introducers.clone(),
+            state_dir: self.state_dir.join(".keepstore-introducer"),
+            read_only: self.read_only(),
+            remote: self.config.remote.clone(),
+            heartbeat: self.config.heartbeat.clone(),
+        };
+        self.cluster = Some(Cluster::start(settings, &self.workers).await?);
+        Ok(())
+    }
+
+    /// Starts the node's own background workers: pull and trash workers,
+    /// empty-trash, volume-health recovery.
+    pub fn start_workers(&self) {
+        work::spawn_workers(
+            &self.config,
+            &self.store,
+            &self.work,
+            &self.metrics,
+            &self.workers,
+        );
+        self.workers.spawn(self.store.recovery_worker());
+    }
+
+    /// Stops the background workers: the lists are closed (workers finish
+    /// their current entry), then every worker gets the configured deadline.
+    pub async fn stop_workers(&self) -> bool {
+        self.work.close();
+        self.workers
+            .shutdown(self.config.worker_shutdown_deadline)
+            .await
+    }
+
+    /// This node's uuid.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The storage core.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The pull and trash lists.
+    pub fn work(&self) -> &WorkLists {
+        &self.work
+    }
+
+    /// The background workers.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// Its cluster membership, once joined.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Where the node keeps its own state.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Whether the node serves reads only (by flag, or because no volume
+    /// takes writes).
+    pub fn read_only(&self) -> bool {
+        self.config.read_only || !self.store.writable()
+    }
+
+    /// Whether the node is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Marks the node as shutting down.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where the node keeps its own state: `state_dir`, else the first
+/// directory volume, else `./keepstore-state` (S3 volumes only).
+fn state_dir(config: &Config) -> PathBuf {
+    config
+        .state_dir
+        .clone()
+        .or_else(|| {
+            config.volumes.iter().find_map(|v| match &v.location {
+                VolumeLocation::Directory(p) => Some(p.clone()),
+                VolumeLocation::S3(_) => None,
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("keepstore-state"))
+}
