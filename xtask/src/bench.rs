@@ -263,6 +263,14 @@ struct Bench {
     args: Args,
 }
 
+/// What the scenarios measured; `None` for those not asked for.
+#[derive(Debug, Default)]
+struct Results {
+    compare: Option<Compare>,
+    peak: Option<PeakRss>,
+    two_copy: Option<two_copy::TwoCopy>,
+}
+
 pub fn run(raw: &[String]) -> anyhow::Result<()> {
     if raw.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
@@ -274,14 +282,7 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_cmd(Command::new(&cargo).args([
-        "build",
-        "--release",
-        "-p",
-        "keepstore",
-        "-p",
-        "keep-bench",
-    ]))?;
+    build_release(&cargo)?;
     let target = target_dir(&cargo)?;
     let out_dir = target.join("bench");
     let now = std::time::SystemTime::now()
@@ -305,29 +306,11 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         eprint!("xtask: {note}");
     }
     let load_start = machine::load_average();
-
-    let mut compare = None;
-    let mut peak = None;
-    let mut two_copy = None;
-    for scenario in bench.args.scenarios.clone() {
-        match scenario {
-            Scenario::Compare => compare = Some(bench.compare()?),
-            Scenario::PeakRss => peak = Some(bench.peak_rss()?),
-            Scenario::TwoCopyPut => two_copy = Some(bench.two_copy()?),
-        }
-    }
+    let results = bench.run_scenarios()?;
     let load_end = machine::load_average();
 
     let mut text = recent.unwrap_or_default();
-    if let Some(c) = &compare {
-        text.push_str(&compare_text(c, machine.cores));
-    }
-    if let Some(p) = &peak {
-        text.push_str(&peak_rss_text(p));
-    }
-    if let Some(t) = &two_copy {
-        text.push_str(&two_copy::text(t));
-    }
+    text.push_str(&results_text(&results, machine.cores));
     text.push_str(&format!(
         "\nmachine: {}; load average {} at the start, {} at the end\ncommand: {command}\n",
         machine.describe(),
@@ -342,19 +325,38 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         "revision": machine::revision(),
         "machine": machine.to_json(),
         "load_average": { "start": load_start, "end": load_end },
-        "settings": {
-            "sizes": bench.args.sizes,
-            "concurrency": bench.args.concurrency,
-            "quick": bench.args.quick,
-            "seed": bench.seed,
-            "get_passes": bench.get_passes(),
-        },
-        "compare": compare.as_ref().map(compare_json),
-        "peak_rss": peak.as_ref().map(peak_rss_json),
-        "two_copy_put": two_copy.as_ref().map(two_copy::to_json),
+        "settings": bench.settings_json(),
+        "compare": results.compare.as_ref().map(compare_json),
+        "peak_rss": results.peak.as_ref().map(peak_rss_json),
+        "two_copy_put": results.two_copy.as_ref().map(two_copy::to_json),
         "table": text,
     });
-    let body = serde_json::to_string_pretty(&report)? + "\n";
+    write_report(&out_dir, &stamp, &report)
+}
+
+/// Builds the two binaries the bench runs, in release mode.
+fn build_release(cargo: &str) -> anyhow::Result<()> {
+    run_cmd(Command::new(cargo).args(["build", "--release", "-p", "keepstore", "-p", "keep-bench"]))
+}
+
+/// The scenarios' parts of the printed report, in order.
+fn results_text(results: &Results, cores: usize) -> String {
+    let mut text = String::new();
+    if let Some(c) = &results.compare {
+        text.push_str(&compare_text(c, cores));
+    }
+    if let Some(p) = &results.peak {
+        text.push_str(&peak_rss_text(p));
+    }
+    if let Some(t) = &results.two_copy {
+        text.push_str(&two_copy::text(t));
+    }
+    text
+}
+
+/// Writes the report to `<stamp>.json` and `latest.json` in `out_dir`.
+fn write_report(out_dir: &std::path::Path, stamp: &str, report: &Value) -> anyhow::Result<()> {
+    let body = serde_json::to_string_pretty(report)? + "\n";
     let file = out_dir.join(format!("{stamp}.json"));
     std::fs::write(&file, &body).with_context(|| format!("writing {}", file.display()))?;
     std::fs::write(out_dir.join("latest.json"), &body)?;
@@ -386,6 +388,30 @@ impl Bench {
         if self.args.quick { 1 } else { GET_PASSES }
     }
 
+    /// Runs the scenarios asked for, in the order asked.
+    fn run_scenarios(&self) -> anyhow::Result<Results> {
+        let mut results = Results::default();
+        for &scenario in &self.args.scenarios {
+            match scenario {
+                Scenario::Compare => results.compare = Some(self.compare()?),
+                Scenario::PeakRss => results.peak = Some(self.peak_rss()?),
+                Scenario::TwoCopyPut => results.two_copy = Some(self.two_copy()?),
+            }
+        }
+        Ok(results)
+    }
+
+    /// The run's settings, for the report.
+    fn settings_json(&self) -> Value {
+        json!({
+            "sizes": self.args.sizes,
+            "concurrency": self.args.concurrency,
+            "quick": self.args.quick,
+            "seed": self.seed,
+            "get_passes": self.get_passes(),
+        })
+    }
+
     fn compare(&self) -> anyhow::Result<Compare> {
         let node = Node::start(&self.keepstore, &self.run_dir.path.join("node"))?;
         eprintln!(
@@ -395,77 +421,20 @@ impl Bench {
         );
         let sampler = RssSampler::start(node.pid());
         let max_size = self.args.sizes.iter().copied().max().unwrap_or(0);
-        let mut baseline = Baseline::Missing;
-        let nginx = match &self.nginx {
-            None => {
-                eprintln!(
-                    "xtask: nginx not installed: apt-get install nginx-light (showing the node's figures alone)"
-                );
-                None
-            }
-            Some(bin) => {
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let dir = self.run_dir.path.join("nginx");
-                match Nginx::start(bin, &dir, workers, max_size.max(64 << 20)) {
-                    Ok(n) => {
-                        eprintln!("xtask: {} at {} (baseline)", n.version, n.url);
-                        baseline = Baseline::Ran {
-                            version: n.version.clone(),
-                        };
-                        Some(n)
-                    }
-                    Err(e) => {
-                        eprintln!("xtask: nginx would not start, node figures alone: {e:#}");
-                        baseline = Baseline::Failed(format!("{e:#}"));
-                        None
-                    }
-                }
-            }
-        };
+        let (nginx, mut baseline) = self.start_baseline(max_size);
         let mut rows = Vec::new();
         for &size in &self.args.sizes {
             let (count, warmup) = plan(size, self.args.concurrency, self.args.quick);
-            let load = Load {
-                ops: "put,get",
-                size,
-                count,
-                concurrency: self.args.concurrency,
-                warmup,
-                seed: self.seed,
-                verify: true,
-                replicas: None,
-                flush_after_put: Some(self.run_dir.path.clone()),
-                get_passes: self.get_passes(),
-            };
+            let load = self.compare_load(size, count, warmup);
             settle_disk(&self.run_dir.path);
             sampler.take();
             let json = self.run_dir.path.join(format!("node-{size}.json"));
             let node_figs = run_load(&self.keep_bench, &node.url, "keep", &load, &json)?;
             let node_rss = sampler.take();
-            let mut nginx_figs = None;
-            if let Some(n) = &nginx {
-                settle_disk(&self.run_dir.path);
-                let json = self.run_dir.path.join(format!("nginx-{size}.json"));
-                match run_load(&self.keep_bench, &n.url, "webdav", &load, &json) {
-                    Ok(f) => nginx_figs = Some(f),
-                    Err(e) => {
-                        eprintln!("xtask: nginx load failed: {e:#}");
-                        baseline = Baseline::Failed(format!("{e:#}"));
-                    }
-                }
-            }
-            for node_op in node_figs {
-                let nginx_op = nginx_figs
-                    .as_ref()
-                    .and_then(|f| f.iter().find(|o| o.op == node_op.op).cloned());
-                rows.push(Row {
-                    size,
-                    count,
-                    node: node_op,
-                    nginx: nginx_op,
-                    node_rss,
-                });
-            }
+            let nginx_figs = nginx
+                .as_ref()
+                .and_then(|n| self.baseline_load(n, &load, &mut baseline));
+            rows.extend(pair_rows(size, count, node_figs, nginx_figs, node_rss));
         }
         let node_hwm = node.peak_rss()?;
         drop(sampler);
@@ -475,6 +444,69 @@ impl Bench {
             node_hwm,
             baseline,
         })
+    }
+
+    /// Starts nginx, if installed, for bodies up to `max_size`; says how
+    /// that went.
+    fn start_baseline(&self, max_size: u64) -> (Option<Nginx>, Baseline) {
+        let Some(bin) = &self.nginx else {
+            eprintln!(
+                "xtask: nginx not installed: apt-get install nginx-light (showing the node's figures alone)"
+            );
+            return (None, Baseline::Missing);
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let dir = self.run_dir.path.join("nginx");
+        match Nginx::start(bin, &dir, workers, max_size.max(64 << 20)) {
+            Ok(n) => {
+                eprintln!("xtask: {} at {} (baseline)", n.version, n.url);
+                let baseline = Baseline::Ran {
+                    version: n.version.clone(),
+                };
+                (Some(n), baseline)
+            }
+            Err(e) => {
+                eprintln!("xtask: nginx would not start, node figures alone: {e:#}");
+                (None, Baseline::Failed(format!("{e:#}")))
+            }
+        }
+    }
+
+    /// The comparison's load for one block size: PUT (flushed after), GET,
+    /// verify.
+    fn compare_load(&self, size: u64, count: u64, warmup: usize) -> Load {
+        Load {
+            ops: "put,get",
+            size,
+            count,
+            concurrency: self.args.concurrency,
+            warmup,
+            seed: self.seed,
+            verify: true,
+            replicas: None,
+            flush_after_put: Some(self.run_dir.path.clone()),
+            get_passes: self.get_passes(),
+        }
+    }
+
+    /// Runs `load` against nginx; a failure is recorded in `baseline` and
+    /// gives no figures.
+    fn baseline_load(
+        &self,
+        nginx: &Nginx,
+        load: &Load,
+        baseline: &mut Baseline,
+    ) -> Option<Vec<OpFigures>> {
+        settle_disk(&self.run_dir.path);
+        let json = self.run_dir.path.join(format!("nginx-{}.json", load.size));
+        match run_load(&self.keep_bench, &nginx.url, "webdav", load, &json) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("xtask: nginx load failed: {e:#}");
+                *baseline = Baseline::Failed(format!("{e:#}"));
+                None
+            }
+        }
     }
 
     fn peak_rss(&self) -> anyhow::Result<PeakRss> {
@@ -514,6 +546,32 @@ impl Bench {
             put,
         })
     }
+}
+
+/// One row per operation the node ran, beside nginx's figures for the
+/// same operation.
+fn pair_rows(
+    size: u64,
+    count: u64,
+    node_figs: Vec<OpFigures>,
+    nginx_figs: Option<Vec<OpFigures>>,
+    node_rss: u64,
+) -> Vec<Row> {
+    node_figs
+        .into_iter()
+        .map(|node_op| {
+            let nginx_op = nginx_figs
+                .as_ref()
+                .and_then(|f| f.iter().find(|o| o.op == node_op.op).cloned());
+            Row {
+                size,
+                count,
+                node: node_op,
+                nginx: nginx_op,
+                node_rss,
+            }
+        })
+        .collect()
 }
 
 fn compare_text(c: &Compare, cores: usize) -> String {

@@ -168,91 +168,152 @@ impl Drop for Running {
 /// Starts an introducer and the nodes from the binaries in `bin_dir`, and
 /// returns once every node answers and is announced (`cluster.json` written).
 pub(crate) fn start(o: &Options, bin_dir: &Path, stop: &AtomicBool) -> anyhow::Result<Running> {
-    let bin = |name: &str| bin_dir.join(name);
-
-    std::fs::create_dir_all(&o.dir)?;
-    let dir = o.dir.canonicalize()?;
-    let cluster_key = secret(&dir.join("cluster-key"))?;
-    let root_token = secret(&dir.join("system-root-token"))?;
-    let signing_key = secret(&dir.join("blob-signing-key"))?;
-    let _ = std::fs::remove_file(dir.join("cluster.json"));
-
+    let files = Files::prepare(&o.dir)?;
     let introducer_url = format!("http://127.0.0.1:{}", o.base_port);
-    let mut procs = vec![spawn(
+    let mut procs = vec![spawn_introducer(o, bin_dir, &files)?];
+    let mut nodes = Vec::new();
+    for i in 1..=o.nodes {
+        let (p, node) = spawn_node(o, bin_dir, &files, &introducer_url, i)?;
+        nodes.push(node);
+        procs.push(p);
+    }
+    wait_ready(o, stop, &mut procs, &introducer_url, &nodes)?;
+    write_cluster_json(o, &files, &introducer_url, &nodes)?;
+    let urls = nodes
+        .iter()
+        .filter_map(|n| n["url"].as_str().map(str::to_owned))
+        .collect();
+    Ok(Running {
+        procs,
+        urls,
+        dir: files.dir,
+    })
+}
+
+/// The cluster's folder and the secret files in it.
+struct Files {
+    dir: PathBuf,
+    cluster_key: PathBuf,
+    root_token: PathBuf,
+    signing_key: PathBuf,
+}
+
+impl Files {
+    /// Creates the folder and any missing secret, and removes the
+    /// `cluster.json` of an earlier run.
+    fn prepare(dir: &Path) -> anyhow::Result<Files> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let files = Files {
+            cluster_key: secret(&dir.join("cluster-key"))?,
+            root_token: secret(&dir.join("system-root-token"))?,
+            signing_key: secret(&dir.join("blob-signing-key"))?,
+            dir,
+        };
+        let _ = std::fs::remove_file(files.dir.join("cluster.json"));
+        Ok(files)
+    }
+}
+
+/// Starts the introducer on the base port.
+fn spawn_introducer(o: &Options, bin_dir: &Path, files: &Files) -> anyhow::Result<Proc> {
+    spawn(
         "introducer",
-        Command::new(bin("introducer"))
+        Command::new(bin_dir.join("introducer"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", o.base_port))
             .arg("--state-dir")
-            .arg(dir.join("introducer"))
+            .arg(files.dir.join("introducer"))
             .arg("--cluster-key-file")
-            .arg(&cluster_key),
-        &dir.join("introducer.log"),
-    )?];
-    let mut nodes = Vec::new();
-    for i in 1..=o.nodes {
-        let port = o.base_port + i as u16;
-        let url = format!("http://127.0.0.1:{port}");
-        let uuid = format!("zzzzz-bi6l4-{i:015}");
-        let volume = dir.join(format!("keep{i}"));
-        let p = spawn(
-            &format!("keepstore {i}"),
-            Command::new(bin("keepstore"))
-                .args([
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--public-url",
-                    &url,
-                    "--uuid",
-                    &uuid,
-                ])
-                .arg("--volume")
-                .arg(&volume)
-                .args(["--introducer", &introducer_url])
-                .arg("--cluster-key-file")
-                .arg(&cluster_key)
-                .arg("--system-root-token-file")
-                .arg(&root_token)
-                .arg("--blob-signing-key-file")
-                .arg(&signing_key)
-                .args(["--replication", &o.replication.to_string()]),
-            &dir.join(format!("keep{i}.log")),
-        )?;
-        nodes.push(serde_json::json!({
-            "uuid": uuid, "url": url, "pid": p.child.id(),
-            "volumes": [volume.display().to_string()],
-        }));
-        procs.push(p);
-    }
+            .arg(&files.cluster_key),
+        &files.dir.join("introducer.log"),
+    )
+}
 
-    // Ready once every node answers and the introducer knows them all.
+/// Starts node `i` (1-based) on the base port + `i`; returns it with its
+/// entry for `cluster.json`.
+fn spawn_node(
+    o: &Options,
+    bin_dir: &Path,
+    files: &Files,
+    introducer_url: &str,
+    i: usize,
+) -> anyhow::Result<(Proc, serde_json::Value)> {
+    let port = o.base_port + i as u16;
+    let url = format!("http://127.0.0.1:{port}");
+    let uuid = format!("zzzzz-bi6l4-{i:015}");
+    let volume = files.dir.join(format!("keep{i}"));
+    let p = spawn(
+        &format!("keepstore {i}"),
+        Command::new(bin_dir.join("keepstore"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--public-url",
+                &url,
+                "--uuid",
+                &uuid,
+            ])
+            .arg("--volume")
+            .arg(&volume)
+            .args(["--introducer", introducer_url])
+            .arg("--cluster-key-file")
+            .arg(&files.cluster_key)
+            .arg("--system-root-token-file")
+            .arg(&files.root_token)
+            .arg("--blob-signing-key-file")
+            .arg(&files.signing_key)
+            .args(["--replication", &o.replication.to_string()]),
+        &files.dir.join(format!("keep{i}.log")),
+    )?;
+    let node = serde_json::json!({
+        "uuid": uuid, "url": url, "pid": p.child.id(),
+        "volumes": [volume.display().to_string()],
+    });
+    Ok((p, node))
+}
+
+/// Waits, up to 60 s, until every node answers and the introducer knows
+/// them all.
+fn wait_ready(
+    o: &Options,
+    stop: &AtomicBool,
+    procs: &mut [Proc],
+    introducer_url: &str,
+    nodes: &[serde_json::Value],
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    for n in &nodes {
+    for n in nodes {
         let url = n["url"].as_str().unwrap_or_default();
-        wait_until(deadline, stop, &mut procs, || {
+        wait_until(deadline, stop, procs, || {
             http_get(url, "/_health/ping").is_some_and(|b| b.contains("OK"))
         })?;
     }
-    wait_until(deadline, stop, &mut procs, || {
-        http_get(&introducer_url, "/v1/announcements?service=upload_storage")
+    wait_until(deadline, stop, procs, || {
+        http_get(introducer_url, "/v1/announcements?service=upload_storage")
             .and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(&b).ok())
             .is_some_and(|list| list.len() >= o.nodes)
-    })?;
-    let token = std::fs::read_to_string(&root_token)?;
+    })
+}
+
+/// Writes `cluster.json` (through a temporary file and a rename).
+fn write_cluster_json(
+    o: &Options,
+    files: &Files,
+    introducer_url: &str,
+    nodes: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(&files.root_token)?;
     let info = serde_json::json!({
         "introducer": introducer_url,
         "system_root_token": token.trim(),
         "replication": o.replication,
         "keepstores": nodes,
     });
-    let tmp = dir.join("cluster.json.tmp");
+    let tmp = files.dir.join("cluster.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
-    std::fs::rename(&tmp, dir.join("cluster.json"))?;
-    let urls = nodes
-        .iter()
-        .filter_map(|n| n["url"].as_str().map(str::to_owned))
-        .collect();
-    Ok(Running { procs, urls, dir })
+    std::fs::rename(&tmp, files.dir.join("cluster.json"))?;
+    Ok(())
 }
 
 /// The first process that has exited, if any.

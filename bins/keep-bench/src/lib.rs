@@ -140,88 +140,133 @@ async fn run_ops(
         Limit::Count(n) => Until::Count(n),
         Limit::Duration(d) => Until::Elapsed(d),
     };
-    let block_at = {
-        let ctx = ctx.clone();
-        move |i: u64| match precomputed.get(i as usize) {
-            Some(b) => b.clone(),
-            None => ctx.pool.block(i),
-        }
-    };
+    let block_at = block_source(&ctx, precomputed);
     // The blocks stored so far and where to read them.
     let mut stored: Vec<(Block, String)> = Vec::new();
     let mut results = Vec::new();
     for &op in &opts.ops {
-        match op {
+        let result = match op {
             Op::Put => {
-                let warm_ctx = ctx.clone();
-                let warm_n = Until::Count(opts.warmup as u64);
-                let warm = phase_put(&ctx, opts.concurrency, warm_n, move |i| {
-                    warm_ctx.pool.block(WARMUP_BASE + i)
-                })
-                .await;
-                ensure_clean("PUT warm-up", &warm)?;
-                let mut timed = phase_put(&ctx, opts.concurrency, until, block_at.clone()).await;
-                timed.paths.sort_unstable_by_key(|(i, _)| *i);
-                stored = std::mem::take(&mut timed.paths)
-                    .into_iter()
-                    .map(|(i, path)| (block_at(i), path))
-                    .collect();
-                let mut put = result(Op::Put, timed, None);
-                if let Some(dir) = &opts.flush_after_put {
-                    let flush = flush(dir.clone()).await?;
-                    put.flushed(flush);
-                }
-                results.push(put);
+                let (put, blocks) = put_op(opts, &ctx, until, &block_at).await?;
+                stored = blocks;
+                put
             }
             Op::Get => {
                 if stored.is_empty() {
-                    let Limit::Count(n) = opts.limit else {
-                        anyhow::bail!("no blocks to GET: the PUT phase stored none");
-                    };
-                    stored = (0..n)
-                        .map(|i| {
-                            let b = block_at(i);
-                            let path = ctx.scheme.get_path(&b.md5_hex(), opts.size);
-                            (b, path)
-                        })
-                        .collect();
+                    stored = stored_earlier(opts, &ctx, &block_at)?;
                 }
-                anyhow::ensure!(!stored.is_empty(), "no blocks to GET");
-                let stored_now = Arc::new(stored.clone());
-                let warm_n = (opts.warmup as u64).min(stored_now.len() as u64);
-                let warm = phase_get(
-                    &ctx,
-                    opts.concurrency,
-                    Until::Count(warm_n),
-                    &stored_now,
-                    false,
-                )
-                .await;
-                ensure_clean("GET warm-up", &warm)?;
-                let get_until = match until {
-                    Until::Count(_) => Until::Count(
-                        (stored_now.len() as u64).saturating_mul(u64::from(opts.get_passes.max(1))),
-                    ),
-                    elapsed => elapsed,
-                };
-                let mut timed =
-                    phase_get(&ctx, opts.concurrency, get_until, &stored_now, false).await;
-                let verified = if opts.verify {
-                    let check = Until::Count(stored_now.len() as u64);
-                    let pass = phase_get(&ctx, opts.concurrency, check, &stored_now, true).await;
-                    timed.errors += pass.errors;
-                    if timed.first_error.is_none() {
-                        timed.first_error = pass.first_error;
-                    }
-                    Some(pass.ops)
-                } else {
-                    None
-                };
-                results.push(result(Op::Get, timed, verified));
+                get_op(opts, &ctx, until, &stored).await?
             }
-        }
+        };
+        results.push(result);
     }
     Ok(results)
+}
+
+/// Block `i` of the run: precomputed in count mode, made on demand in
+/// duration mode.
+fn block_source(
+    ctx: &Arc<Ctx>,
+    precomputed: Arc<Vec<Block>>,
+) -> impl Fn(u64) -> Block + Clone + Send + Sync + 'static {
+    let ctx = ctx.clone();
+    move |i: u64| match precomputed.get(i as usize) {
+        Some(b) => b.clone(),
+        None => ctx.pool.block(i),
+    }
+}
+
+/// The PUT phase (after its warm-up): its result, and the blocks it
+/// stored with where to read them, in block order.
+async fn put_op(
+    opts: &Options,
+    ctx: &Arc<Ctx>,
+    until: Until,
+    block_at: &(impl Fn(u64) -> Block + Clone + Send + Sync + 'static),
+) -> anyhow::Result<(OpResult, Vec<(Block, String)>)> {
+    let warm_ctx = ctx.clone();
+    let warm_n = Until::Count(opts.warmup as u64);
+    let warm = phase_put(ctx, opts.concurrency, warm_n, move |i| {
+        warm_ctx.pool.block(WARMUP_BASE + i)
+    })
+    .await;
+    ensure_clean("PUT warm-up", &warm)?;
+    let mut timed = phase_put(ctx, opts.concurrency, until, block_at.clone()).await;
+    timed.paths.sort_unstable_by_key(|(i, _)| *i);
+    let stored = std::mem::take(&mut timed.paths)
+        .into_iter()
+        .map(|(i, path)| (block_at(i), path))
+        .collect();
+    let mut put = result(Op::Put, timed, None);
+    if let Some(dir) = &opts.flush_after_put {
+        let flush = flush(dir.clone()).await?;
+        put.flushed(flush);
+    }
+    Ok((put, stored))
+}
+
+/// For a GET without a PUT before it: the `--count` blocks an earlier
+/// PUT with the same seed and size stored.
+fn stored_earlier(
+    opts: &Options,
+    ctx: &Ctx,
+    block_at: impl Fn(u64) -> Block,
+) -> anyhow::Result<Vec<(Block, String)>> {
+    let Limit::Count(n) = opts.limit else {
+        anyhow::bail!("no blocks to GET: the PUT phase stored none");
+    };
+    Ok((0..n)
+        .map(|i| {
+            let b = block_at(i);
+            let path = ctx.scheme.get_path(&b.md5_hex(), opts.size);
+            (b, path)
+        })
+        .collect())
+}
+
+/// The GET phase over `stored` (after its warm-up), then with `--verify`
+/// the untimed pass checking every block's MD5.
+async fn get_op(
+    opts: &Options,
+    ctx: &Arc<Ctx>,
+    until: Until,
+    stored: &[(Block, String)],
+) -> anyhow::Result<OpResult> {
+    anyhow::ensure!(!stored.is_empty(), "no blocks to GET");
+    let stored = Arc::new(stored.to_vec());
+    let warm_n = (opts.warmup as u64).min(stored.len() as u64);
+    let warm = phase_get(ctx, opts.concurrency, Until::Count(warm_n), &stored, false).await;
+    ensure_clean("GET warm-up", &warm)?;
+    let get_until = match until {
+        Until::Count(_) => {
+            Until::Count((stored.len() as u64).saturating_mul(u64::from(opts.get_passes.max(1))))
+        }
+        elapsed => elapsed,
+    };
+    let mut timed = phase_get(ctx, opts.concurrency, get_until, &stored, false).await;
+    let verified = if opts.verify {
+        Some(verify_pass(ctx, opts.concurrency, &stored, &mut timed).await)
+    } else {
+        None
+    };
+    Ok(result(Op::Get, timed, verified))
+}
+
+/// Reads every stored block once more, untimed, checking its MD5; its
+/// failures count as `timed`'s. Returns how many checked out.
+async fn verify_pass(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    stored: &Arc<Vec<(Block, String)>>,
+    timed: &mut Phase,
+) -> u64 {
+    let check = Until::Count(stored.len() as u64);
+    let pass = phase_get(ctx, concurrency, check, stored, true).await;
+    timed.errors += pass.errors;
+    if timed.first_error.is_none() {
+        timed.first_error = pass.first_error;
+    }
+    pass.ops
 }
 
 async fn phase_put(

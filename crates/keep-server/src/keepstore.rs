@@ -12,7 +12,9 @@ use keep_worker::Workers;
 use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::work::{self, WorkLists};
+use crate::work::WorkLists;
+use crate::work::pull::PullWorker;
+use crate::work::trash::{EmptyTrashWorker, TrashWorker};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,9 @@ pub enum StartError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The cluster could not be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::JoinError),
     /// Something else in the configuration.
     #[error("{0}")]
     Config(String),
@@ -110,13 +115,35 @@ impl Keepstore {
     /// Starts the node's own background workers: pull and trash workers,
     /// empty-trash, volume-health recovery.
     pub fn start_workers(&self) {
-        work::spawn_workers(
-            &self.config,
-            &self.store,
-            &self.work,
-            &self.metrics,
-            &self.workers,
-        );
+        let config = &self.config;
+        let fetcher = keep_remote::Fetcher::new(&config.pull_timeouts);
+        let signing = config
+            .signing_key
+            .clone()
+            .map(|key| (key, config.signing_ttl));
+        for id in 1..=config.pull_workers {
+            self.workers.spawn(PullWorker::new(
+                id,
+                self.work.pull.clone(),
+                self.store.clone(),
+                fetcher.clone(),
+                signing.clone(),
+                self.metrics.pulls.clone(),
+            ));
+        }
+        for id in 1..=config.trash_workers {
+            self.workers.spawn(TrashWorker::new(
+                id,
+                self.work.trash.clone(),
+                self.store.clone(),
+                config.signing_ttl,
+                self.metrics.trashes.clone(),
+            ));
+        }
+        self.workers.spawn(EmptyTrashWorker::new(
+            self.store.clone(),
+            config.trash_check_interval,
+        ));
         self.workers.spawn(self.store.recovery_worker());
     }
 

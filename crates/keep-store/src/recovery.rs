@@ -115,7 +115,11 @@ mod tests {
         let cancel = CancellationToken::new();
         let asked = faulty.calls(Op::Status);
         worker.work(&cancel).await.unwrap();
-        assert_eq!(faulty.calls(Op::Status), asked, "not asked during its period");
+        assert_eq!(
+            faulty.calls(Op::Status),
+            asked,
+            "not asked during its period"
+        );
         store.health().expire(uuid);
         assert!(matches!(worker.wait_for_work().await, WorkerState::Busy));
         worker.work(&cancel).await.unwrap();

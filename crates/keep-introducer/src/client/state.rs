@@ -45,6 +45,83 @@ impl Outbox {
     }
 }
 
+/// One publication, before it is signed: the node, the services it
+/// announces, and the (service, uuid) pairs it withdraws.
+#[derive(Debug)]
+struct Publication {
+    node: NodeInfo,
+    services: Vec<String>,
+    withdrawn: Vec<Key>,
+}
+
+impl Publication {
+    /// `node` offering `services` (duplicates dropped), withdrawing every
+    /// pair `before` announced or withdrew that it does not announce.
+    fn new(node: NodeInfo, services: Vec<String>, before: &Published) -> Self {
+        let mut seen = BTreeSet::new();
+        let services: Vec<String> = services
+            .into_iter()
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
+        let withdrawn = before
+            .announced
+            .iter()
+            .chain(&before.withdrawn)
+            .filter(|(service, uuid)| *uuid != node.uuid || !services.contains(service))
+            .cloned()
+            .collect::<BTreeSet<Key>>()
+            .into_iter()
+            .collect();
+        Publication {
+            node,
+            services,
+            withdrawn,
+        }
+    }
+
+    /// What the state directory keeps of it.
+    fn record(&self) -> Published {
+        Published {
+            announced: self
+                .services
+                .iter()
+                .map(|s| (s.clone(), self.node.uuid.clone()))
+                .collect(),
+            withdrawn: self.withdrawn.iter().cloned().collect(),
+        }
+    }
+
+    /// One signed withdrawal per withdrawn pair, then one signed
+    /// announcement per service, all with `seqnum`.
+    fn sign(&self, key: &ClusterKey, seqnum: u64) -> Vec<SignedAnnouncement> {
+        let node = &self.node;
+        let sign = |service: &str, uuid: &str, withdrawn: bool| {
+            Announcement {
+                service: service.to_owned(),
+                uuid: uuid.to_owned(),
+                url: node.url.clone(),
+                nickname: node.nickname.clone(),
+                version: node.version.clone(),
+                seqnum,
+                nonce: new_nonce(),
+                withdrawn,
+            }
+            .sign(key)
+        };
+        // Withdrawals first: taking a node out of a service is what must
+        // not wait (a draining node must stop receiving uploads).
+        self.withdrawn
+            .iter()
+            .map(|(service, uuid)| sign(service, uuid, true))
+            .chain(
+                self.services
+                    .iter()
+                    .map(|service| sign(service, &node.uuid, false)),
+            )
+            .collect()
+    }
+}
+
 /// What was last signed: the seqnum, and what was announced and withdrawn.
 #[derive(Debug)]
 struct Last {
@@ -195,78 +272,23 @@ impl Shared {
         floor: u64,
     ) -> Result<(), ClientError> {
         let mut last = self.last.lock().await;
-        let (node, services, withdrawn) = match node {
-            Some((node, services)) => {
-                let mut seen = BTreeSet::new();
-                let services: Vec<String> = services
-                    .into_iter()
-                    .filter(|s| seen.insert(s.clone()))
-                    .collect();
-                let withdrawn = last
-                    .published
-                    .announced
-                    .iter()
-                    .chain(&last.published.withdrawn)
-                    .filter(|(service, uuid)| *uuid != node.uuid || !services.contains(service))
-                    .cloned()
-                    .collect::<BTreeSet<Key>>()
-                    .into_iter()
-                    .collect();
-                (node, services, withdrawn)
-            }
-            None => {
-                let current = self.outbox.borrow().clone();
-                match &current.node {
-                    Some(node) => (
-                        node.clone(),
-                        current.services.clone(),
-                        current.withdrawn.clone(),
-                    ),
-                    None => return Ok(()),
-                }
-            }
+        let publication = match node {
+            Some((node, services)) => Publication::new(node, services, &last.published),
+            None => match self.current_publication() {
+                Some(current) => current,
+                None => return Ok(()),
+            },
         };
         let seqnum = persist::next_seqnum(last.seqnum, floor);
-        let published = Published {
-            announced: services
-                .iter()
-                .map(|s| (s.clone(), node.uuid.clone()))
-                .collect(),
-            withdrawn: withdrawn.iter().cloned().collect(),
-        };
-        let (dir, record) = (self.state_dir.clone(), published.clone());
-        tokio::task::spawn_blocking(move || {
-            persist::store_seqnum(&dir, seqnum)?;
-            persist::store_published(&dir, &record)
-        })
-        .await
-        .map_err(|e| ClientError::State(std::io::Error::other(e)))?
-        .map_err(ClientError::State)?;
+        let published = publication.record();
+        self.store_record(seqnum, published.clone()).await?;
         *last = Last { seqnum, published };
-        let sign = |service: &str, uuid: &str, withdrawn: bool| {
-            Announcement {
-                service: service.to_owned(),
-                uuid: uuid.to_owned(),
-                url: node.url.clone(),
-                nickname: node.nickname.clone(),
-                version: node.version.clone(),
-                seqnum,
-                nonce: new_nonce(),
-                withdrawn,
-            }
-            .sign(&self.key)
-        };
-        // Withdrawals first: taking a node out of a service is what must
-        // not wait (a draining node must stop receiving uploads).
-        let signed: Vec<SignedAnnouncement> = withdrawn
-            .iter()
-            .map(|(service, uuid)| sign(service, uuid, true))
-            .chain(
-                services
-                    .iter()
-                    .map(|service| sign(service, &node.uuid, false)),
-            )
-            .collect();
+        let signed = publication.sign(&self.key, seqnum);
+        let Publication {
+            node,
+            services,
+            withdrawn,
+        } = publication;
         tracing::info!(uuid = %node.uuid, ?services, ?withdrawn, seqnum, "publishing");
         // This node knows itself even before any introducer answers.
         self.merge(signed.clone());
@@ -277,6 +299,31 @@ impl Shared {
             signed,
         }));
         Ok(())
+    }
+
+    /// What is published now, to sign again; `None` before the first
+    /// publication.
+    fn current_publication(&self) -> Option<Publication> {
+        let current = self.outbox.borrow().clone();
+        let node = current.node.clone()?;
+        Some(Publication {
+            node,
+            services: current.services.clone(),
+            withdrawn: current.withdrawn.clone(),
+        })
+    }
+
+    /// Records `seqnum` and what it publishes in the state directory,
+    /// durably, before anything is signed with it.
+    async fn store_record(&self, seqnum: u64, record: Published) -> Result<(), ClientError> {
+        let dir = self.state_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            persist::store_seqnum(&dir, seqnum)?;
+            persist::store_published(&dir, &record)
+        })
+        .await
+        .map_err(|e| ClientError::State(std::io::Error::other(e)))?
+        .map_err(ClientError::State)
     }
 
     /// The services a worker asks its introducer about: the subscribed

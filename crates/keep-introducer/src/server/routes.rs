@@ -10,7 +10,7 @@ use keep_http::body::{json, text};
 
 use super::State;
 use crate::SignedAnnouncement;
-use crate::store::Outcome;
+use crate::store::{Outcome, StoreError};
 use crate::wire::{
     ANNOUNCE_PATH, ANNOUNCEMENTS_PATH, AnnounceReply, ListQuery, MAX_ANNOUNCE_BODY, VERSION_HEADER,
 };
@@ -53,76 +53,142 @@ fn reply(
 }
 
 async fn announce(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let ann = match read_announcement(&state, req).await {
+        Ok(ann) => ann,
+        Err(refused) => return refused.reply(),
+    };
+    let offer = Offer::of(&ann);
+    if let Err(refused) = check_signature(&state, &ann, &offer) {
+        return refused.reply();
+    }
+    let offered = offer_to_table(state.clone(), ann).await;
+    answer(&state, &offer, offered)
+}
+
+/// The announcement offered, as the counters and log lines name it.
+struct Offer {
+    service: String,
+    uuid: String,
+    seqnum: u64,
+    /// Withdrawals are counted apart from announcements.
+    withdrawal: bool,
+    /// `"withdrawal"` or `"announcement"`, for the log.
+    kind: &'static str,
+}
+
+impl Offer {
+    fn of(ann: &SignedAnnouncement) -> Self {
+        let withdrawal = ann.is_withdrawal();
+        Offer {
+            service: ann.announcement.service.clone(),
+            uuid: ann.announcement.uuid.clone(),
+            seqnum: ann.announcement.seqnum,
+            withdrawal,
+            kind: if withdrawal {
+                "withdrawal"
+            } else {
+                "announcement"
+            },
+        }
+    }
+}
+
+/// An announcement refused before it reaches the table (already counted).
+struct Refusal {
+    status: StatusCode,
+    outcome: &'static str,
+    error: String,
+}
+
+impl Refusal {
+    fn reply(self) -> Response<Body> {
+        reply(self.status, self.outcome, None, Some(self.error))
+    }
+}
+
+/// The request's body, parsed; a body too large, cut short or not an
+/// announcement is refused as malformed.
+async fn read_announcement(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<SignedAnnouncement, Refusal> {
+    let malformed = |status, error: String| {
+        state.metrics.count(false, "malformed");
+        Refusal {
+            status,
+            outcome: "malformed",
+            error,
+        }
+    };
     let bytes = match Limited::new(req.into_body(), MAX_ANNOUNCE_BODY)
         .collect()
         .await
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            state.metrics.count(false, "malformed");
             let status = if e.is::<http_body_util::LengthLimitError>() {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return reply(status, "malformed", None, Some(e.to_string()));
+            return Err(malformed(status, e.to_string()));
         }
     };
-    let ann: SignedAnnouncement = match serde_json::from_slice(&bytes) {
-        Ok(ann) => ann,
-        Err(e) => {
-            state.metrics.count(false, "malformed");
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                None,
-                Some(e.to_string()),
-            );
-        }
+    serde_json::from_slice(&bytes).map_err(|e| malformed(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// Refuses an announcement not signed by the cluster key, or not valid.
+fn check_signature(state: &State, ann: &SignedAnnouncement, offer: &Offer) -> Result<(), Refusal> {
+    let Err(e) = ann.verify(&state.key) else {
+        return Ok(());
     };
-    let withdrawal = ann.is_withdrawal();
-    let kind = if withdrawal {
-        "withdrawal"
-    } else {
-        "announcement"
-    };
-    if let Err(e) = ann.verify(&state.key) {
-        let uuid = &ann.announcement.uuid;
-        if e.is_signature() {
-            state.metrics.count(withdrawal, "bad_signature");
-            tracing::warn!(?uuid, error = %e, kind, "refused announcement");
-            return reply(
-                StatusCode::FORBIDDEN,
-                "bad_signature",
-                None,
-                Some(e.to_string()),
-            );
-        }
-        state.metrics.count(withdrawal, "invalid");
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            None,
-            Some(e.to_string()),
-        );
+    let (uuid, kind) = (&ann.announcement.uuid, offer.kind);
+    if e.is_signature() {
+        state.metrics.count(offer.withdrawal, "bad_signature");
+        tracing::warn!(?uuid, error = %e, kind, "refused announcement");
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            outcome: "bad_signature",
+            error: e.to_string(),
+        });
     }
-    let (service, uuid, seqnum) = (
-        ann.announcement.service.clone(),
-        ann.announcement.uuid.clone(),
-        ann.announcement.seqnum,
-    );
-    let writer = state.clone();
-    let offered = tokio::task::spawn_blocking(move || {
-        let mut store = writer.store.lock().unwrap_or_else(|e| e.into_inner());
+    state.metrics.count(offer.withdrawal, "invalid");
+    Err(Refusal {
+        status: StatusCode::BAD_REQUEST,
+        outcome: "invalid",
+        error: e.to_string(),
+    })
+}
+
+/// How offering an announcement to the table went: its outcome, a failure
+/// to save it, or the blocking task failing.
+type Offered = Result<Result<Outcome, StoreError>, tokio::task::JoinError>;
+
+/// Offers `ann` to the table on a blocking thread, publishing the new
+/// snapshot when it is accepted.
+async fn offer_to_table(state: Arc<State>, ann: SignedAnnouncement) -> Offered {
+    tokio::task::spawn_blocking(move || {
+        let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
         let outcome = store.offer(ann)?;
         if outcome == Outcome::Accepted {
             let snap = Arc::new(store.snapshot().clone());
-            writer.update_table_gauge(&snap);
-            writer.snapshot.send_replace(snap);
+            state.update_table_gauge(&snap);
+            state.snapshot.send_replace(snap);
         }
-        Ok::<_, crate::store::StoreError>(outcome)
+        Ok(outcome)
     })
-    .await;
+    .await
+}
+
+/// The answer to an offer, counted and logged.
+fn answer(state: &State, offer: &Offer, offered: Offered) -> Response<Body> {
+    let Offer {
+        ref service,
+        ref uuid,
+        seqnum,
+        withdrawal,
+        kind,
+    } = *offer;
     match offered {
         Ok(Ok(Outcome::Accepted)) => {
             state.metrics.count(withdrawal, "accepted");

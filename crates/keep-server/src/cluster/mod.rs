@@ -20,7 +20,11 @@ use keep_remote::{HeartbeatConfig, NodeCredential, Pool, RemoteConfig};
 use keep_worker::Workers;
 
 use crate::auth;
-use crate::keepstore::StartError;
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+#[error("introducer: {0}")]
+pub struct JoinError(#[from] keep_introducer::client::ClientError);
 
 /// What joining a cluster takes.
 #[derive(Debug, Clone)]
@@ -56,10 +60,7 @@ impl Cluster {
     /// Joins the cluster: starts the heartbeats, publishes this node to
     /// the introducers and follows the peer set they announce, all as
     /// workers of `workers`.
-    pub async fn start(
-        settings: ClusterSettings,
-        workers: &Workers,
-    ) -> Result<Cluster, StartError> {
+    pub async fn start(settings: ClusterSettings, workers: &Workers) -> Result<Cluster, JoinError> {
         let credential = NodeCredential::from_cluster_key(settings.key.as_bytes());
         let pool = Pool::new(
             settings.uuid.clone(),
@@ -74,13 +75,8 @@ impl Cluster {
             None
         } else {
             let config = ClientConfig::new(settings.introducers, settings.key, settings.state_dir);
-            let client = IntroducerClient::start(config, workers)
-                .await
-                .map_err(|e| StartError::Config(format!("introducer: {e}")))?;
-            client
-                .publish(&info, services(settings.read_only))
-                .await
-                .map_err(|e| StartError::Config(format!("introducer: {e}")))?;
+            let client = IntroducerClient::start(config, workers).await?;
+            client.publish(&info, services(settings.read_only)).await?;
             workers.spawn(pool.follow_worker(
                 client.subscribe_to(DOWNLOAD_STORAGE),
                 client.subscribe_to(UPLOAD_STORAGE),

@@ -6,17 +6,12 @@
 //! A new list replaces the old one whole: entries nobody started are
 //! dropped, entries in progress finish.
 
-mod pull;
-mod trash;
-
-use std::sync::Arc;
+pub mod pull;
+pub mod trash;
 
 use keep_locator::BlockHash;
-use keep_store::Store;
-use keep_worker::Workers;
 use keep_workqueue::WorkQueue;
 
-use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabels};
 
 /// One block to fetch from other servers.
@@ -73,45 +68,6 @@ impl WorkLists {
         self.pull.close();
         self.trash.close();
     }
-}
-
-/// Starts the pull workers, the trash workers and the empty-trash worker
-/// on `workers`, each handed the storage core and the list it drains.
-pub fn spawn_workers(
-    config: &Config,
-    store: &Arc<Store>,
-    lists: &WorkLists,
-    metrics: &Arc<Metrics>,
-    workers: &Workers,
-) {
-    let fetcher = keep_remote::Fetcher::new(&config.pull_timeouts);
-    let signing = config
-        .signing_key
-        .clone()
-        .map(|key| (key, config.signing_ttl));
-    for id in 1..=config.pull_workers {
-        workers.spawn(pull::PullWorker::new(
-            id,
-            lists.pull.clone(),
-            store.clone(),
-            fetcher.clone(),
-            signing.clone(),
-            metrics.pulls.clone(),
-        ));
-    }
-    for id in 1..=config.trash_workers {
-        workers.spawn(trash::TrashWorker::new(
-            id,
-            lists.trash.clone(),
-            store.clone(),
-            config.signing_ttl,
-            metrics.trashes.clone(),
-        ));
-    }
-    workers.spawn(trash::EmptyTrashWorker::new(
-        store.clone(),
-        config.trash_check_interval,
-    ));
 }
 
 /// Copies the lists' lengths into the metrics gauges.
