@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use keep_server::config::{FileConfig, VolumeEntry};
+use keep_server::config::{FileConfig, VolumeEntry, defaults};
 use keep_server::{Keepstore, Server};
 
 #[derive(Debug, Parser)]
@@ -14,17 +14,23 @@ struct Flags {
     /// TOML config file; flags override its fields.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:25107].
-    #[arg(long)]
+    /// Address to listen on.
+    #[arg(long, help = format!("Address to listen on [default: {}]", defaults::LISTEN))]
     listen: Option<String>,
     /// A directory path or s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME; repeatable.
-    #[arg(long = "volume")]
+    #[arg(long = "volume", help = format!(
+        "A directory path or s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME; repeatable [default: {}]",
+        defaults::VOLUME
+    ))]
     volumes: Vec<String>,
     /// File holding the blob signing key; turns permission signatures on.
     #[arg(long)]
     blob_signing_key_file: Option<PathBuf>,
-    /// Signature lifetime [default: 336h].
-    #[arg(long)]
+    /// Signature lifetime.
+    #[arg(long, help = format!(
+        "Signature lifetime [default: {}h]",
+        defaults::BLOB_SIGNING_TTL.as_secs() / 3600
+    ))]
     blob_signing_ttl: Option<String>,
     /// File holding the token that admin requests carry.
     #[arg(long)]
@@ -42,7 +48,10 @@ struct Flags {
     #[arg(long)]
     uuid: Option<String>,
     /// The cluster's desired copies per block.
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "The cluster's desired copies per block [default: {}]",
+        defaults::REPLICATION
+    ))]
     replication: Option<u32>,
     /// Serve reads only.
     #[arg(long)]

@@ -145,22 +145,30 @@ impl Announcement {
         check_token("uuid", &self.uuid)?;
         check_token("nonce", &self.nonce)?;
         check_text("url", &self.url)?;
-        if self.url.starts_with("https://") {
-            // Nodes cannot reach each other over TLS yet: an announcement
-            // no peer could use is refused where it is given.
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(AnnouncementError::Invalid {
+                field: "url",
+                reason: "must start with http:// or https://",
+            });
+        }
+        check_text("nickname", &self.nickname)?;
+        check_text("version", &self.version)
+    }
+
+    /// What a new announcement must be beyond [`Self::validate`]: one whose
+    /// url the nodes can reach. Nodes cannot talk TLS to each other yet, so
+    /// an `https://` url is refused where it is given (by the introducer
+    /// that is sent it, by the client asked to publish it); withdrawals,
+    /// and rows already stored or heard, are not checked again.
+    pub fn check_new(&self) -> Result<(), AnnouncementError> {
+        self.validate()?;
+        if !self.withdrawn && self.url.starts_with("https://") {
             return Err(AnnouncementError::Invalid {
                 field: "url",
                 reason: "https is not supported until TLS lands; use http://",
             });
         }
-        if !self.url.starts_with("http://") {
-            return Err(AnnouncementError::Invalid {
-                field: "url",
-                reason: "must start with http://",
-            });
-        }
-        check_text("nickname", &self.nickname)?;
-        check_text("version", &self.version)
+        Ok(())
     }
 
     /// Signs the announcement with `key`.
@@ -424,17 +432,21 @@ mod tests {
                 ..
             })
         ));
-        for url in ["ftp://x", "https://x:1"] {
-            let mut a = sample();
-            a.url = url.into();
-            assert!(
-                matches!(
-                    a.validate(),
-                    Err(AnnouncementError::Invalid { field: "url", .. })
-                ),
-                "{url}"
-            );
-        }
+        let mut a = sample();
+        a.url = "ftp://x".into();
+        assert!(matches!(
+            a.validate(),
+            Err(AnnouncementError::Invalid { field: "url", .. })
+        ));
+        // https is a valid row (stored or heard) but not a new announcement.
+        a.url = "https://x:1".into();
+        assert!(a.validate().is_ok());
+        assert!(matches!(
+            a.check_new(),
+            Err(AnnouncementError::Invalid { field: "url", .. })
+        ));
+        a.withdrawn = true;
+        assert!(a.check_new().is_ok(), "a withdrawal is not refused");
         let mut a = sample();
         a.nickname = "a\nb".into();
         assert!(matches!(

@@ -80,8 +80,9 @@
 //! ```
 //!
 //! `service`, `uuid` and `nonce` are 1 to 64 of `[A-Za-z0-9_.-]`; `url`
-//! starts with `http://` (`https://` is refused until nodes speak TLS);
-//! `url`, `nickname` and `version` are
+//! starts with `http://` or `https://` (a new announcement with an
+//! `https://` url is refused until nodes speak TLS); `url`, `nickname` and
+//! `version` are
 //! at most 1024 bytes without control characters. Unknown fields are
 //! ignored and not forwarded.
 //!

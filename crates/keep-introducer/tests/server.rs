@@ -199,3 +199,20 @@ async fn table_survives_a_restart() {
     assert_eq!(announce(&base, &replay).await, (409, "replay".into()));
     intro.stop().await;
 }
+
+/// A new announcement of a url no node can reach yet (`https://`) is
+/// refused as invalid, and nothing of it is stored.
+#[tokio::test]
+async fn an_https_announcement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let intro = TestIntroducer::start(dir.path()).await;
+    let base = intro.url.clone();
+    let mut ann = signed(&key(), UPLOAD_STORAGE, &uuid(1), 1).announcement;
+    ann.url = "https://keep1.example:25107".into();
+    let ann = ann.sign(&key());
+    assert_eq!(announce(&base, &ann).await, (400, "invalid".into()));
+    let url = format!("{base}/v1/announcements?service={UPLOAD_STORAGE}");
+    let (_, _, text) = http(Method::GET, &url, "").await;
+    assert_eq!(text.trim(), "[]");
+    intro.stop().await;
+}

@@ -138,8 +138,10 @@ impl PeerHealth {
 impl Pool {
     /// The heartbeat worker, to spawn on the node's [`keep_worker::Workers`].
     pub fn heartbeat_worker(&self) -> HeartbeatWorker {
+        let period = self.inner.heartbeat.period.max(Duration::from_millis(1));
         HeartbeatWorker {
             pool: self.clone(),
+            first_tick: tokio::time::Instant::now() + period,
             tick: None,
             everyone: true,
         }
@@ -175,7 +177,10 @@ impl Pool {
 #[derive(Debug)]
 pub struct HeartbeatWorker {
     pool: Pool,
-    /// The period's ticks, from the end of the first round on.
+    /// When the second round is due: one period after the worker was
+    /// made, however long the first round took.
+    first_tick: tokio::time::Instant,
+    /// The period's ticks (made at the first wait, from `first_tick` on).
     tick: Option<tokio::time::Interval>,
     /// Whether the next step beats every peer (a tick) or only the ones
     /// not contacted yet (a peer joined).
@@ -229,8 +234,9 @@ impl Worker for HeartbeatWorker {
             .heartbeat
             .period
             .max(Duration::from_millis(1));
+        let first_tick = self.first_tick;
         let tick = self.tick.get_or_insert_with(|| {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut tick = tokio::time::interval_at(first_tick, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick
         });

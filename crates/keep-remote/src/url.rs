@@ -3,12 +3,13 @@
 use http::Uri;
 
 /// Checks that `url` is a base url this node can send requests to:
-/// `http://HOST:PORT`, optionally followed by a path (`http://HOST:PORT/keep`).
+/// `http://HOST[:PORT]` (port 80 when none is given), optionally followed
+/// by a path (`http://HOST:PORT/keep`).
 ///
 /// Refused, each with a message saying why: `https://` (this node has no
-/// TLS client yet), any other scheme or none, a url without a host or
-/// without a port from 1 to 65535, user names and passwords, queries and
-/// fragments, and anything that does not parse as a url.
+/// TLS client yet), any other scheme or none, a url without a host, a port
+/// that is given but not from 1 to 65535, user names and passwords,
+/// queries and fragments, and anything that does not parse as a url.
 ///
 /// Check urls where they are given (a pull list, a flag, an
 /// announcement), so a bad one is refused there rather than failing every
@@ -56,9 +57,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if authority.host().is_empty() {
         return Err(format!("{url:?} has no host (want http://HOST:PORT)"));
     }
-    if authority.port_u16().is_none_or(|p| p == 0) {
+    // No port is port 80; a port given must be one.
+    let port = authority
+        .as_str()
+        .strip_prefix(authority.host())
+        .unwrap_or_default();
+    if !port.is_empty() && authority.port_u16().is_none_or(|p| p == 0) {
         return Err(format!(
-            "{url:?} has no valid port (want http://HOST:PORT, PORT from 1 to 65535)"
+            "{url:?} has no valid port (want http://HOST[:PORT], PORT from 1 to 65535)"
         ));
     }
     if uri.query().is_some() || url.contains('#') {
@@ -83,6 +89,9 @@ mod tests {
             "http://keep0:65535/keep/",
             "http://[::1]:25107",
             "HTTP://localhost:8080",
+            "http://keep0.example",
+            "http://keep0/keep",
+            "http://[::1]/",
         ] {
             assert_eq!(check_url(url), Ok(()), "{url}");
         }
@@ -109,9 +118,8 @@ mod tests {
             ("ftp://keep0:21", "not an http:// url"),
             ("unix:///run/keep.sock", "not an http:// url"),
             ("//keep0:25107", "not an http:// url"),
-            ("http://keep0", "no valid port"),
-            ("http://keep0/keep", "no valid port"),
             ("http://keep0:", "no valid port"),
+            ("http://[::1]:", "no valid port"),
             ("http://keep0:0", "no valid port"),
             ("http://keep0:99999", "no valid port"),
             ("http://keep0:-1", "no valid port"),

@@ -125,10 +125,15 @@ pub struct FileConfig {
     /// How long a pull may wait for a server's answer, and for each next
     /// part of the block (default [`defaults::PULL_IDLE_TIMEOUT`]).
     pub pull_idle_timeout: Option<String>,
+    /// How long a draining node waits for the introducers to hear that it
+    /// takes no more uploads (default [`defaults::DRAIN_TIMEOUT`]).
+    pub drain_timeout: Option<String>,
     /// Node-to-node request timeouts.
     pub remote: Option<RemoteTable>,
     /// How peers are watched.
     pub heartbeat: Option<HeartbeatTable>,
+    /// How the node talks to its introducers.
+    pub introducer_client: Option<IntroducerClientTable>,
     /// Where the node keeps its own state (uuid); default: the first
     /// directory volume, or `./keepstore-state` with S3 volumes only.
     pub state_dir: Option<PathBuf>,
@@ -200,6 +205,8 @@ pub mod defaults {
     pub const PULL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     /// `pull_idle_timeout`.
     pub const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `drain_timeout`.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
     /// `worker_shutdown_deadline`.
     pub const WORKER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
     /// A volume's `replication`.
@@ -232,6 +239,34 @@ pub struct HeartbeatTable {
     pub period: Option<String>,
     /// Failed heartbeats in a row that mark a peer down.
     pub failures_to_down: Option<u32>,
+}
+
+/// The `[introducer_client]` table (defaults: `keep_introducer::client`'s
+/// `DEFAULT_*` constants).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IntroducerClientTable {
+    /// How long one long-poll of an introducer waits for a change, e.g. `"30s"`.
+    pub poll_wait: Option<String>,
+    /// The deadline of one request to an introducer, on top of the poll wait.
+    pub request_timeout: Option<String>,
+    /// The first pause after a failed request; doubles up to `retry_max`.
+    pub retry_min: Option<String>,
+    /// The longest pause between retries.
+    pub retry_max: Option<String>,
+}
+
+/// How the node talks to its introducers, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntroducerTiming {
+    /// How long one long-poll waits for a change.
+    pub poll_wait: Duration,
+    /// The deadline of one request, on top of the poll wait.
+    pub request_timeout: Duration,
+    /// The first pause after a failed request.
+    pub retry_min: Duration,
+    /// The longest pause between retries.
+    pub retry_max: Duration,
 }
 
 /// The validated runtime configuration.
@@ -281,10 +316,14 @@ pub struct Config {
     pub worker_shutdown_deadline: Duration,
     /// The timeouts of pulls from the servers a pull list names.
     pub pull_timeouts: keep_remote::RemoteConfig,
+    /// How long a draining node waits for the introducers to hear it.
+    pub drain_timeout: Duration,
     /// Node-to-node request timeouts.
     pub remote: keep_remote::RemoteConfig,
     /// How peers are watched.
     pub heartbeat: keep_remote::HeartbeatConfig,
+    /// How the node talks to its introducers.
+    pub introducer_client: IntroducerTiming,
     /// Where the node keeps its own state.
     pub state_dir: Option<PathBuf>,
 }
@@ -409,8 +448,14 @@ impl FileConfig {
                 defaults::WORKER_SHUTDOWN_DEADLINE,
             )?,
             pull_timeouts: self.pull_timeouts(&c)?,
+            drain_timeout: c.duration(
+                "drain_timeout",
+                &self.drain_timeout,
+                defaults::DRAIN_TIMEOUT,
+            )?,
             remote: self.remote_config(&c)?,
             heartbeat: self.heartbeat_config(&c)?,
+            introducer_client: self.introducer_timing(&c)?,
             state_dir: self.state_dir.clone(),
         })
     }
@@ -475,6 +520,41 @@ impl FileConfig {
                 default.read_first_byte_timeout,
             )?,
         })
+    }
+
+    /// The `[introducer_client]` table over keep-introducer's defaults.
+    fn introducer_timing(&self, c: &Check<'_>) -> Result<IntroducerTiming, ConfigError> {
+        use keep_introducer::client as d;
+        let table = self.introducer_client.clone().unwrap_or_default();
+        let timing = IntroducerTiming {
+            poll_wait: c.positive(
+                "introducer_client.poll_wait",
+                &table.poll_wait,
+                d::DEFAULT_POLL_WAIT,
+            )?,
+            request_timeout: c.positive(
+                "introducer_client.request_timeout",
+                &table.request_timeout,
+                d::DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            retry_min: c.positive(
+                "introducer_client.retry_min",
+                &table.retry_min,
+                d::DEFAULT_RETRY_MIN,
+            )?,
+            retry_max: c.positive(
+                "introducer_client.retry_max",
+                &table.retry_max,
+                d::DEFAULT_RETRY_MAX,
+            )?,
+        };
+        if timing.retry_max < timing.retry_min {
+            return Err(c.err(
+                "introducer_client.retry_max",
+                "must not be shorter than retry_min",
+            ));
+        }
+        Ok(timing)
     }
 
     /// The `[heartbeat]` table over keep-remote's defaults.
@@ -739,7 +819,8 @@ mod tests {
             &path,
             "pull_idle_timeout = \"7s\"\nworker_shutdown_deadline = \"9s\"\n\
              [remote]\nconnect_timeout = \"250ms\"\n\
-             [heartbeat]\nperiod = \"500ms\"\nfailures_to_down = 3\n",
+             [heartbeat]\nperiod = \"500ms\"\nfailures_to_down = 3\n\
+             [introducer_client]\nretry_max = \"3s\"\n",
         )
         .unwrap();
         let c = FileConfig::load(&path).unwrap().validate("k.toml").unwrap();
@@ -757,6 +838,12 @@ mod tests {
             defaults::PULL_CONNECT_TIMEOUT
         );
         assert_eq!(c.worker_shutdown_deadline, Duration::from_secs(9));
+        assert_eq!(c.introducer_client.retry_max, Duration::from_secs(3));
+        assert_eq!(
+            c.introducer_client.poll_wait,
+            keep_introducer::client::DEFAULT_POLL_WAIT
+        );
+        assert_eq!(c.drain_timeout, defaults::DRAIN_TIMEOUT);
         std::fs::write(&path, "[heartbeat]\nfailures_to_down = 0\n").unwrap();
         let e = FileConfig::load(&path)
             .unwrap()

@@ -84,9 +84,10 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(b) => return b.clone().into(),
             StoreError::NoSuchMount(_) => StatusCode::BAD_REQUEST,
             StoreError::Full => StatusCode::INSUFFICIENT_STORAGE,
-            StoreError::ReadOnly | StoreError::Busy(_) | StoreError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            StoreError::ReadOnly
+            | StoreError::Busy(_)
+            | StoreError::Unavailable(_)
+            | StoreError::NoTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Corrupt => StatusCode::BAD_GATEWAY,
             StoreError::MtimeMismatch { .. } => StatusCode::CONFLICT,
             StoreError::Volume(_) | StoreError::Read(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +129,7 @@ mod tests {
         assert_eq!(s(StoreError::ReadOnly.into()), 503);
         assert_eq!(s(StoreError::Busy("x").into()), 503);
         assert_eq!(s(StoreError::Unavailable("x".into()).into()), 503);
+        assert_eq!(s(StoreError::NoTarget("x".into()).into()), 503);
         assert_eq!(s(StoreError::NotFound.into()), 404);
         assert_eq!(s(StoreError::NoSuchMount("m".into()).into()), 400);
         assert_eq!(s(StoreError::Corrupt.into()), 502);

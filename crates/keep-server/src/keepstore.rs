@@ -107,6 +107,8 @@ impl Keepstore {
             read_only: self.read_only(),
             remote: self.config.remote.clone(),
             heartbeat: self.config.heartbeat.clone(),
+            introducer: self.config.introducer_client,
+            drain_timeout: self.config.drain_timeout,
         };
         self.cluster = Some(Cluster::start(settings, &self.workers).await?);
         Ok(())
@@ -210,6 +212,15 @@ impl Keepstore {
     /// Marks the node as shutting down.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Keepstore {
+    /// A node dropped without [`Keepstore::stop_workers`] (a failed start,
+    /// an embedder's dropped future) still stops its workers, so none
+    /// keeps the volumes open.
+    fn drop(&mut self) {
+        self.workers.cancel_token().cancel();
     }
 }
 

@@ -31,6 +31,7 @@
 //! errors to statuses.
 
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -41,15 +42,8 @@ pub mod router;
 pub mod server;
 pub mod work;
 
+pub use clock::unix_now;
 pub use config::{Config, FileConfig};
 pub use error::ApiError;
 pub use keepstore::{Keepstore, StartError};
 pub use server::Server;
-
-/// Now, in whole unix seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -79,11 +79,6 @@ impl Budget {
             gauge: self.gauge.clone(),
         })
     }
-
-    /// Closes the budget: waiting and later reservations fail at once.
-    pub fn close(&self) {
-        self.sem.close();
-    }
 }
 
 #[cfg(test)]
@@ -122,10 +117,5 @@ mod tests {
         assert!(matches!(refused, StoreError::Busy(_)), "{refused}");
         drop((b, c));
         assert_eq!(gauge.get(), 0);
-        budget.close();
-        assert!(matches!(
-            budget.reserve(1).await,
-            Err(StoreError::Busy("shutting down"))
-        ));
     }
 }

@@ -29,10 +29,13 @@ pub enum StoreError {
     /// shutting down.
     #[error("server busy: {0}")]
     Busy(&'static str),
-    /// A volume cannot be reached now (network store down, throttled), or
-    /// none could take the block.
+    /// A volume cannot be reached now (network store down, throttled).
     #[error("volume unavailable: {0}")]
     Unavailable(String),
+    /// No volume could take the block: those not full failed to say
+    /// whether they have room (the last failure is given).
+    #[error("no volume can take the block: {0}")]
+    NoTarget(String),
     /// The stored copies failed their checksum (they have been moved aside).
     #[error("stored data failed its checksum")]
     Corrupt,

@@ -9,9 +9,14 @@
 //! failure passes a volume over for [`SUSPECT_BACKOFF`]`.first`; each
 //! further failure before it answers again doubles that, up to its `max`
 //! (a failure more than `max` after the last period ended starts over).
-//! Any answer (a block, or "not here") clears it; the recovery worker
-//! ([`crate::RecoveryWorker`]) asks a suspect volume for its status once
-//! its period is over, so it is cleared without a request paying for it.
+//! An answer on the data path (a block, "not here", a write) clears it.
+//! A status answer only ends the current period: status is a cheap call
+//! (a cached `statvfs`, a HEAD on the bucket) that can succeed while reads
+//! still fail, so the failure count is kept and the next failure passes the
+//! volume over for longer. The recovery worker ([`crate::RecoveryWorker`])
+//! asks a suspect volume for its status once its period is over, so a
+//! volume that is back is tried again without a client's request paying
+//! for the check, and one that is still down is passed over for longer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,20 +44,26 @@ pub const SUSPECT_BACKOFF: Backoff = Backoff {
     jitter: false,
 };
 
-/// One suspect volume.
+/// One volume that failed and has not answered on the data path since.
 #[derive(Debug, Clone)]
 struct Suspicion {
     since: SystemTime,
     until: Instant,
     failures: u32,
     last_error: String,
+    /// Its status answered after the last failure: the period is over and
+    /// the recovery worker has nothing more to ask.
+    probed: bool,
 }
 
 /// What is known of one volume's health, for status pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReport {
-    /// Since when it has been failing, if it is suspect.
-    pub suspect_since: Option<SystemTime>,
+    /// Whether it is passed over now.
+    pub suspect: bool,
+    /// Since when it has been failing, if it has not answered on the data
+    /// path since.
+    pub failing_since: Option<SystemTime>,
     /// Failures in a row.
     pub failures: u32,
     /// The last failure.
@@ -90,6 +101,7 @@ impl VolumeHealth {
                 until,
                 failures,
                 last_error: error.to_owned(),
+                probed: false,
             },
         );
         self.count.store(map.len(), Ordering::SeqCst);
@@ -97,7 +109,19 @@ impl VolumeHealth {
         self.changed.notify_one();
     }
 
-    /// Records that the volume answered.
+    /// Records that the volume's status answered: its current period ends,
+    /// its failures are kept (see the module docs).
+    pub fn probed(&self, uuid: &str) {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if let Some(s) = self.lock().get_mut(uuid) {
+            s.until = s.until.min(Instant::now());
+            s.probed = true;
+        }
+    }
+
+    /// Records that the volume answered on the data path.
     pub fn answered(&self, uuid: &str) {
         if self.count.load(Ordering::SeqCst) == 0 {
             return;
@@ -123,26 +147,28 @@ impl VolumeHealth {
     pub fn report(&self, uuid: &str) -> HealthReport {
         match self.lock().get(uuid) {
             Some(s) => HealthReport {
-                suspect_since: Some(s.since),
+                suspect: s.until > Instant::now(),
+                failing_since: Some(s.since),
                 failures: s.failures,
                 last_error: Some(s.last_error.clone()),
             },
             None => HealthReport {
-                suspect_since: None,
+                suspect: false,
+                failing_since: None,
                 failures: 0,
                 last_error: None,
             },
         }
     }
 
-    /// The suspect volumes whose period is over, and when the next period
-    /// of the others ends.
+    /// The volumes whose period is over and whose status was not asked
+    /// since, and when the next period of the others ends.
     pub(crate) fn due(&self) -> (Vec<String>, Option<Instant>) {
         let now = Instant::now();
         let map = self.lock();
         let due = map
             .iter()
-            .filter(|(_, s)| s.until <= now)
+            .filter(|(_, s)| s.until <= now && !s.probed)
             .map(|(uuid, _)| uuid.clone())
             .collect();
         let next = map.values().map(|s| s.until).filter(|t| *t > now).min();
@@ -162,6 +188,14 @@ impl VolumeHealth {
             s.until = Instant::now();
         }
     }
+
+    /// How much of `uuid`'s period is left (tests).
+    #[cfg(test)]
+    fn left(&self, uuid: &str) -> Duration {
+        self.lock().get(uuid).map_or(Duration::ZERO, |s| {
+            s.until.saturating_duration_since(Instant::now())
+        })
+    }
 }
 
 /// A volume whose every call keeps its health: a fault of its own marks
@@ -170,17 +204,29 @@ impl VolumeHealth {
 #[derive(Debug)]
 pub struct Checked {
     inner: Arc<dyn Volume>,
+    keeper: Arc<Keeper>,
+}
+
+/// What the wrapper keeps the health in, shared with the read streams it
+/// hands out.
+#[derive(Debug)]
+struct Keeper {
     health: Arc<VolumeHealth>,
     metrics: StoreMetrics,
+    uuid: String,
 }
 
 impl Checked {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Volume>, health: Arc<VolumeHealth>, metrics: StoreMetrics) -> Self {
+        let uuid = inner.params().uuid.clone();
         Checked {
             inner,
-            health,
-            metrics,
+            keeper: Arc::new(Keeper {
+                health,
+                metrics,
+                uuid,
+            }),
         }
     }
 
@@ -191,45 +237,34 @@ impl Checked {
 
     /// Takes in the outcome of operation `op`.
     fn note<T>(&self, op: &str, result: Result<T, VolumeError>) -> Result<T, VolumeError> {
-        note(
-            &self.health,
-            &self.metrics,
-            self.uuid(),
-            op,
-            result.as_ref().err(),
-        );
+        self.keeper.note(op, result.as_ref().err());
         result
-    }
-
-    fn uuid(&self) -> &str {
-        &self.inner.params().uuid
     }
 }
 
-/// What an outcome tells about a volume's health.
-fn note(
-    health: &VolumeHealth,
-    metrics: &StoreMetrics,
-    uuid: &str,
-    op: &str,
-    error: Option<&VolumeError>,
-) {
-    match error {
-        None
-        | Some(
-            VolumeError::NotFound
-            | VolumeError::Full
-            | VolumeError::ReadOnly
-            | VolumeError::MtimeMismatch { .. },
-        ) => health.answered(uuid),
-        Some(e) if e.is_volume_fault() => {
-            let text = e.to_string();
-            health.suspect(uuid, &format!("{op}: {text}"));
-            metrics.volume_error(uuid);
-            tracing::warn!(volume = %uuid, error = %text, "{op} failed");
+impl Keeper {
+    /// What an outcome of operation `op` tells about the volume's health.
+    fn note(&self, op: &str, error: Option<&VolumeError>) {
+        let (health, uuid) = (&self.health, self.uuid.as_str());
+        match error {
+            // A status answer says little about reads and writes.
+            None if op == "status" => health.probed(uuid),
+            None
+            | Some(
+                VolumeError::NotFound
+                | VolumeError::Full
+                | VolumeError::ReadOnly
+                | VolumeError::MtimeMismatch { .. },
+            ) => health.answered(uuid),
+            Some(e) if e.is_volume_fault() => {
+                let text = e.to_string();
+                health.suspect(uuid, &format!("{op}: {text}"));
+                self.metrics.volume_error(uuid);
+                tracing::warn!(volume = %uuid, error = %text, "{op} failed");
+            }
+            // A refused body says nothing about the volume.
+            Some(_) => {}
         }
-        // A refused body says nothing about the volume.
-        Some(_) => {}
     }
 }
 
@@ -245,13 +280,12 @@ impl Volume for Checked {
 
     async fn open(&self, hash: &BlockHash) -> Result<BlockReader, VolumeError> {
         let mut reader = self.note("open", self.inner.open(hash).await)?;
-        let (health, metrics) = (self.health.clone(), self.metrics.clone());
-        let uuid = self.uuid().to_owned();
+        let keeper = self.keeper.clone();
         reader.chunks = reader
             .chunks
             .map(move |chunk| {
                 if let Err(e) = &chunk {
-                    note(&health, &metrics, &uuid, "read", Some(e));
+                    keeper.note("read", Some(e));
                 }
                 chunk
             })
@@ -325,18 +359,28 @@ mod tests {
         assert!(health.is_suspect("a") && !health.is_suspect("b"));
         assert_eq!(health.failures("a"), Some(1));
         assert_eq!(health.report("a").last_error.as_deref(), Some("x"));
+        let near =
+            |left: Duration, want: Duration| left <= want && left + Duration::from_secs(1) > want;
+        assert!(near(health.left("a"), SUSPECT_BACKOFF.first));
         health.suspect("a", "y");
         assert_eq!(health.failures("a"), Some(2));
-        assert_eq!(SUSPECT_BACKOFF.delay(2), SUSPECT_BACKOFF.first * 2);
+        assert!(near(health.left("a"), SUSPECT_BACKOFF.first * 2));
+        // A status answer ends the period but keeps the count: the next
+        // failure passes the volume over for longer still.
+        health.probed("a");
+        assert!(!health.is_suspect("a"));
+        assert_eq!(health.report("a").failures, 2);
+        health.suspect("a", "y");
+        assert!(near(health.left("a"), SUSPECT_BACKOFF.first * 4));
         for _ in 0..10 {
             health.suspect("a", "z");
         }
-        assert_eq!(SUSPECT_BACKOFF.delay(12), SUSPECT_BACKOFF.max);
+        assert!(near(health.left("a"), SUSPECT_BACKOFF.max));
         health.answered("b");
         assert!(health.is_suspect("a"));
         health.answered("a");
         assert!(!health.is_suspect("a"));
-        assert_eq!(health.report("a").suspect_since, None);
+        assert_eq!(health.report("a").failing_since, None);
         health.suspect("a", "x");
         assert_eq!(health.failures("a"), Some(1), "starts over");
         // A failure long after the last period ended starts over too.

@@ -34,8 +34,13 @@ pub async fn open_volume(
             std::fs::create_dir_all(root).map_err(|e| fail(e.into()))?;
             let uuid = match &vc.uuid {
                 Some(u) => u.clone(),
-                None => persistent_uuid(&root.join(".keep-volume-uuid"), "nyw5e")
-                    .map_err(|e| fail(e.into()))?,
+                None => {
+                    let path = root.join(".keep-volume-uuid");
+                    persistent_uuid(&path, "nyw5e").map_err(|e| {
+                        let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                        fail(e.into())
+                    })?
+                }
             };
             let opts = DirOptions {
                 root: root.clone(),

@@ -1,7 +1,9 @@
 //! Volume-health recovery: a worker that asks each suspect volume for its
 //! status once its suspect period is over, so a volume that answers again
-//! is cleared without a client's request paying for the check, and one
-//! that still fails is passed over for longer.
+//! is tried again without a client's request paying for the check, and one
+//! that still fails is passed over for longer. (A status answer only ends
+//! the period; the volume is cleared for good by its next answer on the
+//! data path: see [`crate::health`].)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +70,7 @@ impl Worker for RecoveryWorker {
         self.suspect = self
             .volumes
             .iter()
-            .filter(|v| self.health.report(&v.params().uuid).suspect_since.is_some())
+            .filter(|v| self.health.is_suspect(&v.params().uuid))
             .count();
         Ok(WorkerState::Idle)
     }
@@ -132,6 +134,24 @@ mod tests {
         assert_eq!(
             worker.status().progress.as_deref(),
             Some("0 of 1 volumes suspect; 1 recovered")
+        );
+        assert_eq!(
+            store.health().failures(uuid),
+            Some(2),
+            "kept until a read answers"
+        );
+        worker.work(&cancel).await.unwrap();
+        assert_eq!(faulty.calls(Op::Status), asked + 2, "asked once, not again");
+        assert!(
+            store.volumes()[0]
+                .open(&keep_locator::BlockHash::EMPTY)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.health().failures(uuid),
+            None,
+            "cleared by a data-path answer"
         );
     }
 }

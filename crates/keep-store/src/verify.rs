@@ -120,15 +120,15 @@ impl Store {
         hash: BlockHash,
     ) -> Result<VerifiedBlock, StoreError> {
         let reservation = self.budget().reserve(src.size).await?;
-        let metrics = self.metrics().clone();
         if src.size <= CHUNK_SIZE as u64 {
-            let data = verify_whole(&metrics, &mut src, hash).await?;
+            let data = verify_whole(self.metrics(), &mut src, hash).await?;
             return Ok(VerifiedBlock {
                 size: src.size,
                 body: VerifiedBody::Whole(data),
             });
         }
         let size = src.size;
+        let metrics = self.metrics().clone();
         let stream = match src.sums.take() {
             Some(sums) => by_chunk_sums(metrics, src, sums, hash, reservation).boxed(),
             None => {

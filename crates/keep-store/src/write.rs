@@ -109,7 +109,7 @@ impl Store {
             }
         }
         Err(match unavailable {
-            Some(e) => StoreError::Unavailable(format!("no volume can take the block: {e}")),
+            Some(e) => StoreError::NoTarget(e.to_string()),
             None => VolumeError::Full.into(),
         })
     }

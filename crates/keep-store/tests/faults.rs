@@ -125,7 +125,7 @@ async fn unavailable_and_full_volumes() {
         f.inject(Op::Status, Fault::Unavailable, Schedule::Always);
     }
     let err = put(&store, b"another block").await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(matches!(err, StoreError::NoTarget(_)), "{err}");
     // One full, one fine: the fine one takes it.
     faulty[0].clear();
     faulty[1].clear();

@@ -90,7 +90,11 @@ pub struct VolumeParams {
     pub allow_trash: bool,
     /// How many copies the underlying storage keeps of each block.
     pub replication: u32,
-    /// Storage classes this volume satisfies, with their priority.
+    /// The storage classes this volume satisfies: a class maps to `true`
+    /// when the volume offers it (Arvados's `StorageClasses`, a
+    /// `map[string]bool`; a class set to `false` is as if absent). There
+    /// is no priority among them: a PUT asking for a class uses any
+    /// writable volume that offers it, in the block's placement order.
     pub storage_classes: BTreeMap<String, bool>,
     /// How long a trashed block stays restorable. Zero deletes at once.
     pub trash_lifetime: Duration,

@@ -23,6 +23,12 @@ pub struct SpawnOptions {
     /// The pause after a failed step, by the number of failures in a row
     /// (default 1 s doubling up to 60 s, with jitter).
     pub backoff: Backoff,
+    /// A token of the worker's own, for a part that stops its workers
+    /// before the registry does: it must be a child of
+    /// [`Workers::cancel_token`] (so the registry's shutdown stops the
+    /// worker too); the runner watches it instead of the registry's, in
+    /// its steps and in every pause and wait. Default: the registry's.
+    pub cancel: Option<CancellationToken>,
 }
 
 /// A worker's number in its registry, in spawn order.
@@ -120,12 +126,11 @@ impl Workers {
             status: worker.status(),
         }));
         let mut entries = self.entries();
-        let task = tokio::spawn(runner::run(
-            worker,
-            record.clone(),
-            opts,
-            self.inner.cancel.clone(),
-        ));
+        let cancel = opts
+            .cancel
+            .clone()
+            .unwrap_or_else(|| self.inner.cancel.clone());
+        let task = tokio::spawn(runner::run(worker, record.clone(), opts, cancel));
         entries.push(Entry {
             record,
             task: Some(task),

@@ -133,6 +133,7 @@ fn no_jitter(first_ms: u64, max_ms: u64) -> SpawnOptions {
             max: Duration::from_millis(max_ms),
             jitter: false,
         },
+        ..SpawnOptions::default()
     }
 }
 
@@ -394,4 +395,36 @@ fn info_serializes_as_one_flat_row() {
             "progress": "3 peers, 2 up", "queue_length": null, "details": ["x"],
         })
     );
+}
+
+/// A worker spawned with a token of its own stops when that token is
+/// cancelled, even in the middle of a long backoff, while the registry
+/// and its other workers go on.
+#[tokio::test(start_paused = true)]
+async fn a_workers_own_token_stops_it_in_its_backoff() {
+    let workers = Workers::new();
+    let own = workers.cancel_token().child_token();
+    let failing = Scripted::new("failing", vec![Err("down".into()); 10]);
+    let other = Scripted::new("other", vec![Ok(WorkerState::Idle)]);
+    workers.spawn_with(
+        failing,
+        SpawnOptions {
+            cancel: Some(own.clone()),
+            ..no_jitter(60_000, 60_000)
+        },
+    );
+    workers.spawn(other);
+    until("the first failure", || workers.list()[0].errors == 1).await;
+    let started = Instant::now();
+    own.cancel();
+    until("the failing worker is done", || {
+        workers.list()[0].state == "done"
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "not after its 60 s backoff"
+    );
+    assert_eq!(workers.list()[1].state, "idle", "the others go on");
+    assert!(workers.shutdown(Duration::from_secs(1)).await);
 }

@@ -55,6 +55,15 @@ use state::Shared;
 use transport::Transport;
 use worker::{IntroducerWorker, Timing};
 
+/// How long one long-poll waits for a change, unless configured.
+pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(30);
+/// The deadline of one request (on top of the poll wait), unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first pause after a failed request, unless configured.
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(200);
+/// The longest pause between retries, unless configured.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// How the client runs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -78,8 +87,9 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// The defaults: 30 s long-polls, 10 s request deadline, retries
-    /// between 200 ms and 10 s.
+    /// The defaults: [`DEFAULT_POLL_WAIT`] long-polls,
+    /// [`DEFAULT_REQUEST_TIMEOUT`] request deadline, retries between
+    /// [`DEFAULT_RETRY_MIN`] and [`DEFAULT_RETRY_MAX`].
     pub fn new(
         introducers: Vec<String>,
         cluster_key: ClusterKey,
@@ -89,10 +99,10 @@ impl ClientConfig {
             introducers,
             cluster_key,
             state_dir: state_dir.into(),
-            poll_wait: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(10),
-            retry_min: Duration::from_millis(200),
-            retry_max: Duration::from_secs(10),
+            poll_wait: DEFAULT_POLL_WAIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry_min: DEFAULT_RETRY_MIN,
+            retry_max: DEFAULT_RETRY_MAX,
         }
     }
 }
@@ -179,6 +189,8 @@ impl IntroducerClient {
         let cancel = workers.cancel_token().child_token();
         let transport = Transport::new(config.request_timeout);
         let retry_max = config.retry_max.max(config.retry_min);
+        // The client's own token, so that `shutdown` stops its workers at
+        // once, even one pausing between retries.
         let options = SpawnOptions {
             tranquility: 0,
             backoff: Backoff {
@@ -186,6 +198,7 @@ impl IntroducerClient {
                 max: retry_max,
                 jitter: true,
             },
+            cancel: Some(cancel.clone()),
         };
         let (running_tx, running) = mpsc::channel(1);
         let cache_written = Arc::new(AtomicU64::new(*shared.known_changed.borrow()));
@@ -255,7 +268,7 @@ impl IntroducerClient {
             nonce: "0".into(),
             withdrawn: false,
         };
-        probe.validate()?;
+        probe.check_new()?;
         let services = services.iter().map(|s| (*s).to_owned()).collect();
         self.shared.publish(Some((node.clone(), services)), 0).await
     }

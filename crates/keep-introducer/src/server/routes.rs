@@ -139,7 +139,10 @@ async fn read_announcement(
 
 /// Refuses an announcement not signed by the cluster key, or not valid.
 fn check_signature(state: &State, ann: &SignedAnnouncement, offer: &Offer) -> Result<(), Refusal> {
-    let Err(e) = ann.verify(&state.key) else {
+    let Err(e) = ann
+        .verify(&state.key)
+        .and_then(|()| ann.announcement.check_new())
+    else {
         return Ok(());
     };
     let (uuid, kind) = (&ann.announcement.uuid, offer.kind);

@@ -45,6 +45,10 @@ pub struct ClusterSettings {
     pub remote: RemoteConfig,
     /// How peers are watched.
     pub heartbeat: HeartbeatConfig,
+    /// How the node talks to its introducers.
+    pub introducer: crate::config::IntroducerTiming,
+    /// How long `drain` waits for the introducers to hear it.
+    pub drain_timeout: Duration,
 }
 
 /// A node's cluster membership.
@@ -54,6 +58,7 @@ pub struct Cluster {
     credential: NodeCredential,
     introducer: Option<IntroducerClient>,
     info: NodeInfo,
+    drain_timeout: Duration,
 }
 
 impl Cluster {
@@ -74,7 +79,13 @@ impl Cluster {
         let introducer = if settings.introducers.is_empty() {
             None
         } else {
-            let config = ClientConfig::new(settings.introducers, settings.key, settings.state_dir);
+            let mut config =
+                ClientConfig::new(settings.introducers, settings.key, settings.state_dir);
+            let timing = settings.introducer;
+            config.poll_wait = timing.poll_wait;
+            config.request_timeout = timing.request_timeout;
+            config.retry_min = timing.retry_min;
+            config.retry_max = timing.retry_max;
             let client = IntroducerClient::start(config, workers).await?;
             client.publish(&info, services(settings.read_only)).await?;
             workers.spawn(pool.follow_worker(
@@ -88,6 +99,7 @@ impl Cluster {
             credential,
             introducer,
             info,
+            drain_timeout: settings.drain_timeout,
         })
     }
 
@@ -111,7 +123,7 @@ impl Cluster {
             tracing::warn!(error = %e, "could not publish the draining state");
             return;
         }
-        if client.flush(Duration::from_secs(3)).await {
+        if client.flush(self.drain_timeout).await {
             tracing::info!("introducers know this node is draining (download only)");
         } else {
             tracing::warn!("not every introducer acknowledged the draining state in time");

@@ -67,7 +67,12 @@ fn check_permission(node: &Keepstore, loc: &Locator, parts: &Parts) -> Result<()
     };
     let token = auth::token(&parts.headers, &parts.uri)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "token required"))?;
-    key.verify(loc, &token, node.config().signing_ttl, crate::unix_now())?;
+    key.verify(
+        loc,
+        &token,
+        node.config().signing_ttl,
+        crate::clock::unix_now(),
+    )?;
     Ok(())
 }
 

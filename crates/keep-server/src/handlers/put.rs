@@ -13,12 +13,13 @@ use keep_remote::{LOCAL_ONLY_HEADER, protocol};
 use keep_store::Placement;
 use keep_volume::{BlockBody, BodyError, ChunkStream};
 
+use crate::auth;
+use crate::clock::unix_now;
 use crate::cluster::replicate;
 use crate::error::ApiError;
 use crate::handlers::parse_locator;
 use crate::keepstore::Keepstore;
 use crate::metrics::Metrics;
-use crate::{auth, unix_now};
 
 /// Answers `PUT /{md5}`.
 pub async fn put_block(

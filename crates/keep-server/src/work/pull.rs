@@ -94,7 +94,7 @@ impl PullWorker {
         let token = random_token();
         let mut locator = Locator::new(item.hash, item.size);
         if let Some((key, ttl)) = &self.signing {
-            locator = key.sign(&locator, &token, crate::unix_now() + 60, *ttl);
+            locator = key.sign(&locator, &token, crate::clock::unix_now() + 60, *ttl);
         }
         let _reservation = self.store.budget().reserve(item.size).await?;
         let block = self
