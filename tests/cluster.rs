@@ -3,6 +3,7 @@
 //! node killed with SIGKILL, the Arvados SDK over the cluster, and a clean
 //! stop of every process.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,8 +41,15 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// A test that fails part way leaves nothing running: the whole
+    /// process group (cargo, xtask, the introducer and every node) is
+    /// killed, not only `cargo run`, which would orphan the rest.
     fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.xtask.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
         let _ = self.xtask.kill();
+        let _ = self.xtask.wait();
     }
 }
 
@@ -80,6 +88,8 @@ fn start(dir: &Path) -> Cluster {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.with_extension("xtask.log")).unwrap())
+        // Its own process group, so that a failed test can stop it all.
+        .process_group(0)
         .spawn()
         .expect("cargo xtask cluster");
     let json = wait_for("cluster.json", 300, || {
