@@ -2,15 +2,14 @@
 
 use std::fmt;
 
-use http::{HeaderValue, Request, StatusCode, Uri, header};
+use http::{HeaderValue, Request, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use keep_locator::Locator;
 use tokio::time::Instant;
 
 use crate::body::{self, RequestBody};
-use crate::protocol::{self, DRAINING_HEADER};
-use crate::remote::{content_length, http_client, status_error, transport_error};
+use crate::remote::{block_answer, http_client, transport_error};
 use crate::{RemoteBlock, RemoteConfig, RemoteError, check_url};
 
 /// Fetches blocks from block servers as a Keep client does: `GET
@@ -127,30 +126,9 @@ impl Fetcher {
             .await
             .map_err(|_| RemoteError::Timeout)?
             .map_err(|e| transport_error(&e))?;
-        let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(RemoteError::NotFound),
-            _ => return Err(status_error(resp, first_byte).await),
-        }
-        if let Some(len) = content_length(&resp)?
-            && len != size
-        {
-            return Err(RemoteError::Protocol(format!(
-                "{server} answered {len} bytes for {}+{size}",
-                locator.hash
-            )));
-        }
-        let chunks = body::download(
-            resp.into_body(),
-            size,
-            first_byte,
-            self.config.request_timeout,
-        );
-        Ok(RemoteBlock {
-            size,
-            draining,
-            chunks,
+        block_answer(resp, size, first_byte, &self.config, || {
+            format!("{server}, asked for {}+{size},", locator.hash)
         })
+        .await
     }
 }

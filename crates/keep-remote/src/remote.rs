@@ -279,30 +279,10 @@ impl Remote {
             body::empty(),
         )?;
         let resp = self.send(req, first_byte).await?;
-        let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(RemoteError::NotFound),
-            _ => return Err(status_error(resp, first_byte).await),
-        }
-        if let Some(len) = content_length(&resp)?
-            && len != size
-        {
-            return Err(RemoteError::Protocol(format!(
-                "read of {hash}+{size} answered {len} bytes"
-            )));
-        }
-        let chunks = body::download(
-            resp.into_body(),
-            size,
-            first_byte,
-            self.config.request_timeout,
-        );
-        Ok(RemoteBlock {
-            size,
-            draining,
-            chunks,
+        block_answer(resp, size, first_byte, &self.config, || {
+            format!("read of {hash}+{size}")
         })
+        .await
     }
 
     /// Whether the peer holds the block: `HEAD /{md5}+{size}` with
@@ -467,7 +447,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A response that is not the expected one, as [`RemoteError::Status`].
-pub(crate) async fn status_error(resp: Response<Incoming>, deadline: Instant) -> RemoteError {
+async fn status_error(resp: Response<Incoming>, deadline: Instant) -> RemoteError {
     let status = resp.status().as_u16();
     let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
     let message = match read_small(resp.into_body(), deadline).await {
@@ -491,7 +471,7 @@ async fn read_small(body: Incoming, deadline: Instant) -> Result<Bytes, RemoteEr
 }
 
 /// The answer's `Content-Length`, if it has one.
-pub(crate) fn content_length(resp: &Response<Incoming>) -> Result<Option<u64>, RemoteError> {
+fn content_length(resp: &Response<Incoming>) -> Result<Option<u64>, RemoteError> {
     resp.headers()
         .get(header::CONTENT_LENGTH)
         .map(|v| {
@@ -501,6 +481,40 @@ pub(crate) fn content_length(resp: &Response<Incoming>) -> Result<Option<u64>, R
                 .ok_or_else(|| RemoteError::Protocol(format!("bad Content-Length {v:?}")))
         })
         .transpose()
+}
+
+/// A block's answer: `200` with `size` bytes streamed (a first-byte
+/// deadline, then `request_timeout` per gap), `404` as
+/// [`RemoteError::NotFound`], any other status as [`RemoteError::Status`],
+/// another announced length as [`RemoteError::Protocol`] (`what` names
+/// the request in that message).
+pub(crate) async fn block_answer(
+    resp: Response<Incoming>,
+    size: u64,
+    first_byte: Instant,
+    config: &RemoteConfig,
+    what: impl FnOnce() -> String,
+) -> Result<RemoteBlock, RemoteError> {
+    let draining = protocol::flag(resp.headers(), DRAINING_HEADER);
+    match resp.status() {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => return Err(RemoteError::NotFound),
+        _ => return Err(status_error(resp, first_byte).await),
+    }
+    if let Some(len) = content_length(&resp)?
+        && len != size
+    {
+        return Err(RemoteError::Protocol(format!(
+            "{} answered {len} bytes",
+            what()
+        )));
+    }
+    let chunks = body::download(resp.into_body(), size, first_byte, config.request_timeout);
+    Ok(RemoteBlock {
+        size,
+        draining,
+        chunks,
+    })
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

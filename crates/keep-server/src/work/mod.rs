@@ -10,7 +10,7 @@ pub mod pull;
 pub mod trash;
 
 use keep_locator::BlockHash;
-use keep_workqueue::WorkQueue;
+use keep_workqueue::{Ticket, WorkQueue};
 
 use crate::metrics::{Metrics, OutcomeLabels};
 
@@ -67,6 +67,63 @@ impl WorkLists {
     pub fn close(&self) {
         self.pull.close();
         self.trash.close();
+    }
+}
+
+/// A worker's end of one list: the entry `wait` took for the next step,
+/// and the list.
+#[derive(Debug)]
+pub(crate) struct Taker<T> {
+    queue: WorkQueue<T>,
+    pending: Option<Ticket<T>>,
+}
+
+/// What a worker's step found on its list.
+pub(crate) enum Next<T> {
+    /// An entry to work on.
+    Entry(Ticket<T>),
+    /// Nothing now.
+    Empty,
+    /// The list is closed: the worker is done.
+    Closed,
+}
+
+impl<T: Send + 'static> Taker<T> {
+    pub(crate) fn new(queue: WorkQueue<T>) -> Self {
+        Taker {
+            queue,
+            pending: None,
+        }
+    }
+
+    /// The entry to work on now, if any (never waits).
+    pub(crate) fn take(&mut self) -> Next<T> {
+        if let Some(t) = self.pending.take() {
+            return Next::Entry(t);
+        }
+        match self.queue.try_next() {
+            Ok(Some(t)) => Next::Entry(t),
+            Ok(None) => Next::Empty,
+            Err(_) => Next::Closed,
+        }
+    }
+
+    /// Waits for an entry (kept for the next `take`): `Busy`, or `Done`
+    /// once the list is closed. Cancel-safe: an entry leaves the list only
+    /// when it is handed over.
+    pub(crate) async fn wait(&mut self) -> keep_worker::WorkerState {
+        match self.queue.next().await {
+            Ok(ticket) => {
+                self.pending = Some(ticket);
+                keep_worker::WorkerState::Busy
+            }
+            Err(_) => keep_worker::WorkerState::Done,
+        }
+    }
+
+    /// Entries waiting on the list.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queue.status().queued as u64
     }
 }
 

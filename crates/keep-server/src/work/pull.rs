@@ -17,10 +17,10 @@ use keep_remote::{Fetcher, RemoteError};
 use keep_store::{Placement, Store, StoreError};
 use keep_volume::{BlockBody, BodyError};
 use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
-use keep_workqueue::{QueueError, Ticket, WorkQueue};
+use keep_workqueue::WorkQueue;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcomes, PullItem, count};
+use super::{Next, Outcomes, PullItem, Taker, count};
 
 /// Why one server did not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +36,11 @@ enum PullError {
 #[derive(Debug)]
 pub struct PullWorker {
     id: usize,
-    queue: WorkQueue<PullItem>,
+    list: Taker<PullItem>,
     store: Arc<Store>,
     fetcher: Fetcher,
     signing: Option<(SigningKey, Duration)>,
     outcomes: Outcomes,
-    /// An entry `wait_for_work` took, for the next step.
-    pending: Option<Ticket<PullItem>>,
     pulled: u64,
     failed: u64,
 }
@@ -58,12 +56,11 @@ impl PullWorker {
     ) -> Self {
         PullWorker {
             id,
-            queue,
+            list: Taker::new(queue),
             store,
             fetcher,
             signing,
             outcomes,
-            pending: None,
             pulled: 0,
             failed: 0,
         }
@@ -123,20 +120,16 @@ impl Worker for PullWorker {
     fn status(&self) -> WorkerStatus {
         WorkerStatus {
             progress: Some(format!("{} pulled, {} failed", self.pulled, self.failed)),
-            queue_length: Some(self.queue.status().queued as u64),
+            queue_length: Some(self.list.queued()),
             ..WorkerStatus::default()
         }
     }
 
     async fn work(&mut self, _cancel: &CancellationToken) -> Result<WorkerState, WorkError> {
-        let ticket = match self.pending.take() {
-            Some(t) => t,
-            None => match self.queue.try_next() {
-                Ok(Some(t)) => t,
-                Ok(None) => return Ok(WorkerState::Idle),
-                Err(QueueError::Closed) => return Ok(WorkerState::Done),
-                Err(e) => return Err(e.into()),
-            },
+        let ticket = match self.list.take() {
+            Next::Entry(t) => t,
+            Next::Empty => return Ok(WorkerState::Idle),
+            Next::Closed => return Ok(WorkerState::Done),
         };
         self.pull(&ticket).await;
         ticket.done();
@@ -144,15 +137,7 @@ impl Worker for PullWorker {
     }
 
     async fn wait_for_work(&mut self) -> WorkerState {
-        // `next` is cancel-safe: an entry leaves the list only when it
-        // is handed over.
-        match self.queue.next().await {
-            Ok(ticket) => {
-                self.pending = Some(ticket);
-                WorkerState::Busy
-            }
-            Err(_) => WorkerState::Done,
-        }
+        self.list.wait().await
     }
 }
 

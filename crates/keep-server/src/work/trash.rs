@@ -12,22 +12,21 @@ use std::time::Duration;
 use keep_store::Store;
 use keep_volume::VolumeError;
 use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
-use keep_workqueue::{QueueError, Ticket, WorkQueue};
+use keep_workqueue::WorkQueue;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcomes, TrashItem, count};
+use super::{Next, Outcomes, Taker, TrashItem, count};
 
 /// One trash worker (named `trash N`): takes trash entries until the
 /// list is closed.
 #[derive(Debug)]
 pub struct TrashWorker {
     id: usize,
-    queue: WorkQueue<TrashItem>,
+    list: Taker<TrashItem>,
     store: Arc<Store>,
     signing_ttl: Duration,
     outcomes: Outcomes,
-    pending: Option<Ticket<TrashItem>>,
     handled: u64,
 }
 
@@ -41,11 +40,10 @@ impl TrashWorker {
     ) -> Self {
         TrashWorker {
             id,
-            queue,
+            list: Taker::new(queue),
             store,
             signing_ttl,
             outcomes,
-            pending: None,
             handled: 0,
         }
     }
@@ -92,20 +90,16 @@ impl Worker for TrashWorker {
     fn status(&self) -> WorkerStatus {
         WorkerStatus {
             progress: Some(format!("{} entries handled", self.handled)),
-            queue_length: Some(self.queue.status().queued as u64),
+            queue_length: Some(self.list.queued()),
             ..WorkerStatus::default()
         }
     }
 
     async fn work(&mut self, _cancel: &CancellationToken) -> Result<WorkerState, WorkError> {
-        let ticket = match self.pending.take() {
-            Some(t) => t,
-            None => match self.queue.try_next() {
-                Ok(Some(t)) => t,
-                Ok(None) => return Ok(WorkerState::Idle),
-                Err(QueueError::Closed) => return Ok(WorkerState::Done),
-                Err(e) => return Err(e.into()),
-            },
+        let ticket = match self.list.take() {
+            Next::Entry(t) => t,
+            Next::Empty => return Ok(WorkerState::Idle),
+            Next::Closed => return Ok(WorkerState::Done),
         };
         let outcome = self.trash_one(&ticket).await;
         count(&self.outcomes, outcome);
@@ -116,13 +110,7 @@ impl Worker for TrashWorker {
     }
 
     async fn wait_for_work(&mut self) -> WorkerState {
-        match self.queue.next().await {
-            Ok(ticket) => {
-                self.pending = Some(ticket);
-                WorkerState::Busy
-            }
-            Err(_) => WorkerState::Done,
-        }
+        self.list.wait().await
     }
 }
 
