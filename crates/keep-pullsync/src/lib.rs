@@ -2,7 +2,9 @@
 //! node numbers the blocks it holds bin by bin, and its peers pull, interval
 //! by interval, the blocks they should hold and lack.
 //!
-//! This is stage 1: the parts that need no server.
+//! Stages 1 and 2a: the parts that need no server, and the serving side as
+//! a library ([`serve`]: offers, deliveries, the reader of a delivery); the
+//! node does not mount its routes yet.
 //!
 //! ```
 //! use keep_locator::BlockHash;
@@ -41,16 +43,20 @@
 //! - [`bitvector`]: [`BitVector`], a puller's "want" answer to an offer.
 //! - [`wire`]: the messages and their versioned bincode codec.
 //! - [`db`]: [`DbError`], the error of both redb files.
+//! - [`serve`]: [`serve::Offerer`] (cursors, offers, live offers waiting
+//!   on the index), [`serve::Deliverer`] (wanted blocks as one body of
+//!   frames, read through `Store::lookup` and verified), the
+//!   [framing](serve::frame), and [`serve::FrameReader`], the puller's
+//!   reader of such a body.
 //!
 //! Every call on a redb file blocks: async callers use
 //! `tokio::task::spawn_blocking`.
 //!
-//! # Stage 2 (not here yet)
+//! # Stage 2b (not here yet)
 //!
 //! - Routes under `/_keep/sync/` on the node (`keep-server`), behind the
-//!   node credential: the cursors, offers (live requests wait on
-//!   [`PullIndex::subscribe`]), wants answered with delivery frames read
-//!   through `Store::verify`, cancel.
+//!   node credential, over [`serve`]: cursors, offers, wants (the
+//!   [`serve::Delivery`] as the response body), cancel.
 //! - The index fed by the storage core (`keep-store`): new blocks added,
 //!   trashed or quarantined ones removed, a periodic flush, a rescan of the
 //!   volumes when the index was not closed cleanly
@@ -69,6 +75,7 @@ pub mod bitvector;
 pub mod db;
 pub mod index;
 pub mod intervals;
+pub mod serve;
 pub mod wire;
 
 pub use bins::{BINS, bin_of};

@@ -105,16 +105,38 @@ pub struct Cancel {
 }
 
 /// The head of one delivery frame; the block's `size` bytes follow it raw,
-/// and a delivery response holds one frame per wanted block.
+/// and a delivery response holds one frame per wanted block (the framing:
+/// [`crate::serve::frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct DeliveryHeader {
     /// The block's MD5 (the receiver verifies the bytes against it).
     pub hash: [u8; 16],
-    /// How many bytes follow.
+    /// How many bytes follow (0 when the block is not `present`).
     pub size: u64,
+    /// False when the block is gone since it was offered (trashed or
+    /// lost): no bytes follow, and the puller gets it elsewhere.
+    pub present: bool,
 }
 
 impl DeliveryHeader {
+    /// The header of a block that follows, `size` bytes.
+    pub fn present(hash: BlockHash, size: u64) -> Self {
+        DeliveryHeader {
+            hash: *hash.as_bytes(),
+            size,
+            present: true,
+        }
+    }
+
+    /// The header of a block gone since it was offered.
+    pub fn missing(hash: BlockHash) -> Self {
+        DeliveryHeader {
+            hash: *hash.as_bytes(),
+            size: 0,
+            present: false,
+        }
+    }
+
     /// The block's hash.
     pub fn block_hash(&self) -> BlockHash {
         BlockHash::from_bytes(self.hash)

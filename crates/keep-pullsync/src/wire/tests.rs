@@ -100,21 +100,18 @@ fn want_round_trips() {
 #[test]
 fn cancel_and_delivery_header_round_trip() {
     round_trip(&Cancel { ruid: u32::MAX });
-    let h = DeliveryHeader {
-        hash: *BlockHash::of(b"block").as_bytes(),
-        size: 64 << 20,
-    };
+    let h = DeliveryHeader::present(BlockHash::of(b"block"), 64 << 20);
     round_trip(&h);
     assert_eq!(h.block_hash(), BlockHash::of(b"block"));
+    let gone = DeliveryHeader::missing(BlockHash::of(b"gone"));
+    round_trip(&gone);
+    assert_eq!((gone.size, gone.present), (0, false));
 }
 
 #[test]
 fn a_delivery_frame_is_a_header_then_raw_bytes() {
     let data = b"the block's bytes";
-    let header = DeliveryHeader {
-        hash: *BlockHash::of(data).as_bytes(),
-        size: data.len() as u64,
-    };
+    let header = DeliveryHeader::present(BlockHash::of(data), data.len() as u64);
     let mut frames = encode(&header).unwrap();
     frames.extend_from_slice(data);
     frames.extend(encode(&Cancel { ruid: 1 }).unwrap());
