@@ -33,7 +33,8 @@ impl Pool {
 /// The worker named `"membership"` ([`Pool::follow_worker`]): calls
 /// [`Pool::update`] with the watches' current values at once and after
 /// every change of either; done when both watches are closed. Its progress
-/// reads "4 readable, 3 writable".
+/// reads "4 announced, 3 taking uploads" (the introducers' view, this
+/// node included; the pool itself holds the others).
 #[derive(Debug)]
 pub struct FollowWorker {
     pool: Pool,
@@ -53,7 +54,7 @@ impl Worker for FollowWorker {
     fn status(&self) -> WorkerStatus {
         let (readable, writable) = self.applied;
         WorkerStatus {
-            progress: Some(format!("{readable} readable, {writable} writable")),
+            progress: Some(format!("{readable} announced, {writable} taking uploads")),
             ..WorkerStatus::default()
         }
     }
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!((info.name.as_str(), info.state), ("membership", "idle"));
         assert_eq!(
             info.status.progress.as_deref(),
-            Some("1 readable, 1 writable")
+            Some("1 announced, 1 taking uploads")
         );
 
         download_tx.send_replace(vec![peer("a"), peer("b")]);
@@ -156,7 +157,7 @@ mod tests {
         assert!(pool.get("b").is_some());
         assert_eq!(
             listed().status.progress.as_deref(),
-            Some("2 readable, 0 writable")
+            Some("2 announced, 0 taking uploads")
         );
         assert!(workers.shutdown(Duration::from_secs(1)).await);
     }
