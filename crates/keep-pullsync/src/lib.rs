@@ -2,9 +2,12 @@
 //! node numbers the blocks it holds bin by bin, and its peers pull, interval
 //! by interval, the blocks they should hold and lack.
 //!
-//! Stages 1 and 2a: the parts that need no server, and the serving side as
-//! a library ([`serve`]: offers, deliveries, the reader of a delivery); the
-//! node does not mount its routes yet.
+//! A node composes it as one part, [`Pullsync`]: the pull index, kept
+//! true to the volumes by the storage core's change reports and a scan at
+//! every start ([`feed`]); the serving side behind the node's
+//! `/_keep/sync/` routes ([`serve`], [`routes`]); and the pullers, workers
+//! per (peer, bin) that fetch the blocks this node is responsible for and
+//! lacks ([`pull`]).
 //!
 //! ```
 //! use keep_locator::BlockHash;
@@ -48,33 +51,29 @@
 //!   frames, read through `Store::lookup` and verified), the
 //!   [framing](serve::frame), and [`serve::FrameReader`], the puller's
 //!   reader of such a body.
+//! - [`feed`]: the index kept true to the volumes ([`feed::IndexFeed`],
+//!   the store's observer; [`feed::IndexWorker`], which applies changes,
+//!   flushes, and scans the volumes at start).
+//! - [`pull`]: the pullers ([`pull::BinPuller`], [`pull::PeerPullers`]),
+//!   responsibility by rendezvous order ([`Responsibility`]), the claims
+//!   that fetch a block once, the client side of the routes.
+//! - [`routes`]: the paths the node serves them under.
+//! - [`metrics`]: [`PullsyncMetrics`], the `keep_pullsync_*` series.
 //!
 //! Every call on a redb file blocks: async callers use
 //! `tokio::task::spawn_blocking`.
-//!
-//! # Stage 2b (not here yet)
-//!
-//! - Routes under `/_keep/sync/` on the node (`keep-server`), behind the
-//!   node credential, over [`serve`]: cursors, offers, wants (the
-//!   [`serve::Delivery`] as the response body), cancel.
-//! - The index fed by the storage core (`keep-store`): new blocks added,
-//!   trashed or quarantined ones removed, a periodic flush, a rescan of the
-//!   volumes when the index was not closed cleanly
-//!   ([`PullIndex::was_clean`]), a reset when they were wiped.
-//! - Pullers as `keep-worker` workers, per (peer, bin), historical up to
-//!   the cursor and live beyond it, peers from `keep-remote`'s pool. A
-//!   puller wants an offered block when this node is among the block's
-//!   first nodes in rendezvous order and lacks it, stores what it gets
-//!   through `Store::store`, then records the interval.
-//! - Metrics: offered, wanted, delivered, missing, invalid, per-bin last
-//!   received, worker errors.
 #![warn(missing_docs)]
 
 pub mod bins;
 pub mod bitvector;
 pub mod db;
+pub mod feed;
 pub mod index;
 pub mod intervals;
+pub mod metrics;
+mod node;
+pub mod pull;
+pub mod routes;
 pub mod serve;
 pub mod wire;
 
@@ -83,4 +82,7 @@ pub use bitvector::{BitVector, BitVectorError};
 pub use db::DbError;
 pub use index::{Cursors, IndexEntry, PullIndex};
 pub use intervals::{IntervalSet, IntervalStore};
+pub use metrics::PullsyncMetrics;
+pub use node::{INDEX_FILE, INTERVALS_FILE, Pullsync};
+pub use pull::{PullSettings, Responsibility};
 pub use wire::{WireError, decode, encode};

@@ -209,6 +209,21 @@ impl Pool {
             .collect()
     }
 
+    /// The uuids of the peers that take uploads: announced as
+    /// `upload_storage`, neither draining nor read-only by their own
+    /// answers. Up or down alike: a peer that is down for a while is still
+    /// the place its blocks belong (pullsync's responsibility).
+    pub fn upload_uuids(&self) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, m)| {
+                let h = m.health();
+                m.writable && !h.draining && !h.read_only
+            })
+            .map(|(uuid, _)| uuid.clone())
+            .collect()
+    }
+
     /// The peers to ask for a block this node does not hold: every peer
     /// that is up (draining and read-only ones included: they still serve
     /// reads), in the block's rendezvous order. Peers marked down are left

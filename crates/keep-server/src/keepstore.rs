@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use keep_pullsync::{Pullsync, Responsibility};
 use keep_store::{Store, VolumeLocation};
 use keep_worker::Workers;
 
@@ -33,6 +34,9 @@ pub enum StartError {
     /// The cluster could not be joined.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::JoinError),
+    /// Pullsync's files could not be opened.
+    #[error("pullsync: {0}")]
+    Pullsync(#[from] keep_pullsync::DbError),
     /// Something else in the configuration.
     #[error("{0}")]
     Config(String),
@@ -50,7 +54,8 @@ pub struct Keepstore {
     work: WorkLists,
     workers: Workers,
     cluster: Option<Cluster>,
-    draining: AtomicBool,
+    pullsync: Option<Pullsync>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Keepstore {
@@ -85,7 +90,8 @@ impl Keepstore {
             metrics,
             workers: Workers::new(),
             cluster: None,
-            draining: AtomicBool::new(false),
+            pullsync: None,
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -111,11 +117,16 @@ impl Keepstore {
             drain_timeout: self.config.drain_timeout,
         };
         self.cluster = Some(Cluster::start(settings, &self.workers).await?);
+        if self.config.pullsync.enabled {
+            let serve = keep_pullsync::serve::ServeSettings::default();
+            self.pullsync = Some(Pullsync::open(&self.state_dir, self.store.clone(), serve)?);
+        }
         Ok(())
     }
 
     /// Starts the node's own background workers: pull and trash workers,
-    /// empty-trash, volume-health recovery.
+    /// empty-trash, volume-health recovery, and pullsync's (the pull index
+    /// and the pullers) in a cluster.
     pub fn start_workers(&self) {
         let config = &self.config;
         let fetcher = keep_remote::Fetcher::new(&config.pull_timeouts);
@@ -147,15 +158,41 @@ impl Keepstore {
             config.trash_check_interval,
         ));
         self.workers.spawn(self.store.recovery_worker());
+        if let (Some(sync), Some(cluster)) = (&self.pullsync, &self.cluster) {
+            let read_only = self.read_only();
+            let draining = self.draining.clone();
+            let takes_uploads = Arc::new(move || !read_only && !draining.load(Ordering::Relaxed));
+            let replication = usize::try_from(config.replication).unwrap_or(usize::MAX);
+            let responsibility = Responsibility::new(
+                self.uuid.clone(),
+                replication,
+                cluster.pool().clone(),
+                takes_uploads,
+            );
+            sync.start(
+                &self.workers,
+                cluster.pool().clone(),
+                responsibility,
+                config.pullsync.pull.clone(),
+                config.pullsync.index_flush_interval,
+            );
+        }
     }
 
     /// Stops the background workers: the lists are closed (workers finish
     /// their current entry), then every worker gets the configured deadline.
     pub async fn stop_workers(&self) -> bool {
         self.work.close();
-        self.workers
+        let stopped = self
+            .workers
             .shutdown(self.config.worker_shutdown_deadline)
-            .await
+            .await;
+        if let Some(sync) = &self.pullsync
+            && let Err(e) = sync.flush()
+        {
+            tracing::warn!(error = %e, "could not flush the pull index");
+        }
+        stopped
     }
 
     /// This node's uuid.
@@ -191,6 +228,11 @@ impl Keepstore {
     /// Its cluster membership, once joined.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
+    }
+
+    /// Its pullsync, once it joined a cluster (unless turned off).
+    pub fn pullsync(&self) -> Option<&Pullsync> {
+        self.pullsync.as_ref()
     }
 
     /// Where the node keeps its own state.

@@ -172,9 +172,15 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    /// The Prometheus text exposition, with the metrics of `extra` (a
+    /// part's registry under its own prefix, pullsync's) after the node's.
+    pub fn encode(&self, extra: Option<&Registry>) -> String {
+        use prometheus_client::encoding::text;
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let result = text::encode_registry(&mut out, &self.registry)
+            .and_then(|()| extra.map_or(Ok(()), |r| text::encode_registry(&mut out, r)))
+            .and_then(|()| text::encode_eof(&mut out));
+        if let Err(e) = result {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
@@ -197,7 +203,7 @@ mod tests {
             })
             .inc();
         store.volume_error("zzzzz-nyw5e-000000000000000");
-        let text = m.encode();
+        let text = m.encode(None);
         assert!(
             text.contains(
                 "keepstore_requests_total{method=\"GET\",route=\"get_block\",status=\"200\"} 1"

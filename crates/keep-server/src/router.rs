@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::handlers::{admin, get, index, node, put, worklists};
+use crate::handlers::{admin, get, index, node, put, sync, worklists};
 use crate::keepstore::Keepstore;
 use crate::metrics::RequestLabels;
 use crate::work;
@@ -85,6 +85,14 @@ pub enum Route {
     Trash,
     /// `PUT /untrash/{locator}`.
     Untrash(String),
+    /// `GET /_keep/sync/cursors`.
+    SyncCursors,
+    /// `POST /_keep/sync/offer`.
+    SyncOffer,
+    /// `POST /_keep/sync/want`.
+    SyncWant,
+    /// `POST /_keep/sync/cancel`.
+    SyncCancel,
     /// `GET /{locator}`.
     GetBlock,
     /// `HEAD /{locator}`.
@@ -123,6 +131,10 @@ impl Route {
             ["metrics"] => Route::Metrics,
             ["_keep", "node"] => Route::NodeStatus,
             ["_keep", "workers"] => Route::Workers,
+            ["_keep", "sync", "cursors"] => Route::SyncCursors,
+            ["_keep", "sync", "offer"] => Route::SyncOffer,
+            ["_keep", "sync", "want"] => Route::SyncWant,
+            ["_keep", "sync", "cancel"] => Route::SyncCancel,
             ["mounts"] => Route::Mounts,
             ["mounts", uuid, "blocks"] => Route::MountBlocks((*uuid).to_owned()),
             ["index"] => Route::Index(String::new()),
@@ -155,6 +167,10 @@ impl Route {
             Route::Pull => "pull",
             Route::Trash => "trash",
             Route::Untrash(_) => "untrash",
+            Route::SyncCursors => "sync_cursors",
+            Route::SyncOffer => "sync_offer",
+            Route::SyncWant => "sync_want",
+            Route::SyncCancel => "sync_cancel",
             Route::GetBlock => "get_block",
             Route::HeadBlock => "head_block",
             Route::PutBlock => "put_block",
@@ -174,7 +190,9 @@ impl Route {
             | Route::Workers
             | Route::Mounts
             | Route::MountBlocks(_)
-            | Route::Index(_) => Some(Method::GET),
+            | Route::Index(_)
+            | Route::SyncCursors => Some(Method::GET),
+            Route::SyncOffer | Route::SyncWant | Route::SyncCancel => Some(Method::POST),
             Route::Pull | Route::Trash | Route::Untrash(_) => Some(Method::PUT),
             _ => None,
         }
@@ -183,7 +201,11 @@ impl Route {
     /// Who may call it.
     pub fn access(&self) -> Access {
         match self {
-            Route::NodeStatus => Access::Peer,
+            Route::NodeStatus
+            | Route::SyncCursors
+            | Route::SyncOffer
+            | Route::SyncWant
+            | Route::SyncCancel => Access::Peer,
             Route::DeleteBlock => Access::PeerOrAdmin,
             Route::Workers
             | Route::MountBlocks(_)
@@ -288,6 +310,10 @@ async fn serve(
         Route::Pull => worklists::put_pull(node.work(), req).await,
         Route::Trash => worklists::put_trash(node.work(), req).await,
         Route::Untrash(locator) => admin::untrash(store, &locator).await,
+        Route::SyncCursors => sync::cursors(node.pullsync().ok_or_else(sync::off)?),
+        Route::SyncOffer => sync::offer(node.pullsync().ok_or_else(sync::off)?, req).await,
+        Route::SyncWant => sync::want(node.pullsync().ok_or_else(sync::off)?, req).await,
+        Route::SyncCancel => sync::cancel(node.pullsync().ok_or_else(sync::off)?, req).await,
         Route::GetBlock | Route::HeadBlock => {
             let head = route == Route::HeadBlock;
             let (parts, _) = req.into_parts();
@@ -307,7 +333,8 @@ async fn serve(
 fn metrics(node: &Keepstore) -> Response<Body> {
     work::refresh_gauges(node.work(), node.metrics());
     node.metrics().record_workers(&node.workers().list());
-    let mut resp = keep_http::body::text(StatusCode::OK, node.metrics().encode());
+    let extra = node.pullsync().map(|s| s.metrics().registry());
+    let mut resp = keep_http::body::text(StatusCode::OK, node.metrics().encode(extra.as_ref()));
     if let Ok(v) = "text/plain; version=0.0.4; charset=utf-8".parse() {
         resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
@@ -319,7 +346,7 @@ fn looks_like_block(segment: &str) -> bool {
 }
 
 /// A query parameter's value (no percent-decoding needed for our hex values).
-fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+pub(crate) fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     uri.query()?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -348,5 +375,11 @@ mod tests {
         assert_eq!(r("GET", "/mounts").access(), Access::Anyone);
         assert_eq!(r("GET", "/nope/nope"), Route::Unknown);
         assert_eq!(r("PUT", "/pull").methods(), Some(Method::PUT));
+        for path in ["cursors", "offer", "want", "cancel"] {
+            let route = r("POST", &format!("/_keep/sync/{path}"));
+            assert_eq!(route.access(), Access::Peer, "{path}: node credential only");
+        }
+        assert_eq!(r("GET", "/_keep/sync/cursors").methods(), Some(Method::GET));
+        assert_eq!(r("GET", "/_keep/sync/nope"), Route::Unknown);
     }
 }

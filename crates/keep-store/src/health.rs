@@ -35,6 +35,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::StoreMetrics;
+use crate::observe::ObserverSlot;
 
 /// How long a failing volume is passed over: 5 s after its first failure,
 /// doubling up to 60 s while it keeps failing.
@@ -205,6 +206,7 @@ impl VolumeHealth {
 pub struct Checked {
     inner: Arc<dyn Volume>,
     keeper: Arc<Keeper>,
+    observer: Arc<ObserverSlot>,
 }
 
 /// What the wrapper keeps the health in, shared with the read streams it
@@ -227,7 +229,14 @@ impl Checked {
                 metrics,
                 uuid,
             }),
+            observer: Arc::default(),
         }
+    }
+
+    /// Reports this volume's block changes to `observer` (the store's).
+    pub(crate) fn observed_by(mut self, observer: Arc<ObserverSlot>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The wrapped volume.
@@ -294,7 +303,10 @@ impl Volume for Checked {
     }
 
     async fn write(&self, hash: &BlockHash, body: BlockBody) -> Result<(), VolumeError> {
-        self.note("write", self.inner.write(hash, body).await)
+        let size = body.declared_len();
+        self.note("write", self.inner.write(hash, body).await)?;
+        self.observer.stored(hash, size);
+        Ok(())
     }
 
     async fn touch(&self, hash: &BlockHash) -> Result<(), VolumeError> {
@@ -306,11 +318,19 @@ impl Volume for Checked {
     }
 
     async fn trash(&self, hash: &BlockHash, if_mtime: Option<i64>) -> Result<(), VolumeError> {
-        self.note("trash", self.inner.trash(hash, if_mtime).await)
+        self.note("trash", self.inner.trash(hash, if_mtime).await)?;
+        self.observer.removed(hash);
+        Ok(())
     }
 
     async fn untrash(&self, hash: &BlockHash) -> Result<(), VolumeError> {
-        self.note("untrash", self.inner.untrash(hash).await)
+        self.note("untrash", self.inner.untrash(hash).await)?;
+        self.observer.stored(hash, None);
+        Ok(())
+    }
+
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        self.note("trashed", self.inner.trashed(hash).await)
     }
 
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {
@@ -326,7 +346,9 @@ impl Volume for Checked {
     }
 
     async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError> {
-        self.note("quarantine", self.inner.quarantine(hash, copy).await)
+        self.note("quarantine", self.inner.quarantine(hash, copy).await)?;
+        self.observer.removed(hash);
+        Ok(())
     }
 
     fn wants_sums(&self, size: u64) -> bool {

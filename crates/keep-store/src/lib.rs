@@ -45,6 +45,7 @@ mod dedup;
 mod error;
 pub mod health;
 mod metrics;
+mod observe;
 mod open;
 mod read;
 mod recovery;
@@ -62,6 +63,7 @@ pub use config::{S3Location, Secret, StoreConfig, VolumeConfig, VolumeLocation};
 pub use error::{BoxError, StoreError};
 pub use health::{HealthReport, VolumeHealth};
 pub use metrics::{StoreMetrics, VolumeLabels};
+pub use observe::BlockObserver;
 pub use open::{OpenError, open_volume};
 pub use read::{Found, Lookup};
 pub use recovery::RecoveryWorker;
@@ -75,6 +77,7 @@ pub struct Store {
     health: Arc<VolumeHealth>,
     budget: Budget,
     metrics: StoreMetrics,
+    observer: Arc<observe::ObserverSlot>,
 }
 
 impl Store {
@@ -92,11 +95,13 @@ impl Store {
     pub fn with_volumes(volumes: Vec<Arc<dyn Volume>>, max_buffer_memory: u64) -> Store {
         let metrics = StoreMetrics::default();
         let health = Arc::new(VolumeHealth::default());
+        let observer = Arc::new(observe::ObserverSlot::default());
         let volumes = volumes
             .into_iter()
             .map(|v| {
-                Arc::new(health::Checked::new(v, health.clone(), metrics.clone()))
-                    as Arc<dyn Volume>
+                let checked = health::Checked::new(v, health.clone(), metrics.clone())
+                    .observed_by(observer.clone());
+                Arc::new(checked) as Arc<dyn Volume>
             })
             .collect();
         Store {
@@ -104,7 +109,26 @@ impl Store {
             health,
             budget: Budget::new(max_buffer_memory, metrics.buffer_bytes_reserved.clone()),
             metrics,
+            observer,
         }
+    }
+
+    /// Reports every block change of the volumes (writes, trashes,
+    /// untrashes, blocks moved aside) to `observer` from now on. A store
+    /// has one observer: false, and nothing changes, if it has one already.
+    pub fn observe(&self, observer: Arc<dyn BlockObserver>) -> bool {
+        self.observer.set(observer)
+    }
+
+    /// Whether any volume holds a trashed copy of `hash` (one that a
+    /// volume failed to answer for counts as an error, not as "no").
+    pub async fn trashed(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        for v in &self.volumes {
+            if v.trashed(hash).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The volumes, in configured order.

@@ -51,6 +51,25 @@ impl Store {
             corrupt: false,
         }
     }
+
+    /// The size of `hash` if a volume holds it (healthy volumes asked
+    /// first, suspect ones after); `None` if none does. A volume fault
+    /// with no copy found is an error: "not here" is not known then.
+    pub async fn holds(&self, hash: &BlockHash) -> Result<Option<u64>, StoreError> {
+        let mut lookup = self.lookup(*hash, true);
+        let found = match lookup.healthy().await? {
+            Some(found) => Some(found),
+            None => lookup.suspect().await?,
+        };
+        match found {
+            Some(Found::Exists(size)) => Ok(Some(size)),
+            Some(Found::Block(block)) => Ok(Some(block.size)),
+            None => match lookup.verdict() {
+                StoreError::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
 }
 
 impl Lookup<'_> {

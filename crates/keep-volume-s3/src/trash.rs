@@ -119,6 +119,14 @@ impl Inner {
         Ok(())
     }
 
+    pub(crate) async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        match self.client.head(&self.layout.trash(hash)).await {
+            Ok(_) => Ok(true),
+            Err(S3Error::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(crate) async fn quarantine(
         &self,
         hash: &BlockHash,

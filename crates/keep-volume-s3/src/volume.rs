@@ -256,6 +256,10 @@ impl Volume for S3Volume {
         self.inner.untrash(hash).await
     }
 
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        self.inner.trashed(hash).await
+    }
+
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {
         self.inner.empty_trash().await
     }

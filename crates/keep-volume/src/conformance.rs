@@ -206,6 +206,7 @@ async fn missing_blocks(vol: &dyn Volume) {
         vol.untrash(&h).await.unwrap_err().is_not_found(),
         "missing_blocks: untrash"
     );
+    assert!(!vol.trashed(&h).await.unwrap(), "missing_blocks: trashed");
     assert!(
         vol.quarantine(&h, None).await.unwrap_err().is_not_found(),
         "missing_blocks: quarantine"
@@ -319,7 +320,9 @@ async fn touch_refreshes_mtime(vol: &dyn Volume, opts: &Options) {
 async fn trash_and_untrash(vol: &dyn Volume) {
     let data = test_data(5000, 11);
     let hash = put(vol, &data, 5000).await.unwrap();
+    assert!(!vol.trashed(&hash).await.unwrap(), "trashed before trash");
     vol.trash(&hash, None).await.unwrap();
+    assert!(vol.trashed(&hash).await.unwrap(), "trashed after trash");
     assert!(
         vol.open(&hash).await.unwrap_err().is_not_found(),
         "trash: still readable"
@@ -330,6 +333,7 @@ async fn trash_and_untrash(vol: &dyn Volume) {
         "trash twice"
     );
     vol.untrash(&hash).await.unwrap();
+    assert!(!vol.trashed(&hash).await.unwrap(), "trashed after untrash");
     assert!(
         get(vol, &hash).await.unwrap() == data[..],
         "untrash: content"

@@ -150,6 +150,11 @@ pub trait Volume: Send + Sync + std::fmt::Debug + 'static {
     /// Restores the most recently trashed copy of a block.
     async fn untrash(&self, hash: &BlockHash) -> Result<(), VolumeError>;
 
+    /// Whether a trashed copy of the block is on this volume (restorable
+    /// with [`Volume::untrash`] until the trash is emptied). Pullsync asks
+    /// this so that it never brings back a block the cluster deleted.
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError>;
+
     /// Deletes trashed blocks whose trash lifetime has passed.
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError>;
 

@@ -233,6 +233,7 @@ async fn call(vol: &FaultyVolume, op: Op, h: &BlockHash) -> Result<(), VolumeErr
             }
             res
         }
+        Op::Trashed => vol.trashed(h).await.map(drop),
         Op::EmptyTrash => vol.empty_trash().await.map(drop),
         Op::Index => {
             let (tx, _rx) = tokio::sync::mpsc::channel(1);

@@ -143,6 +143,19 @@ impl Workers {
         self.records().iter().map(|r| lock(r).clone()).collect()
     }
 
+    /// Forgets the rows of workers that are done (their tasks ended), so
+    /// that a part which starts and stops workers as peers come and go
+    /// does not grow the list; returns how many were forgotten.
+    pub fn prune(&self) -> usize {
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|e| {
+            let finished = e.task.as_ref().is_none_or(JoinHandle::is_finished);
+            !(finished && lock(&e.record).state == "done")
+        });
+        before - entries.len()
+    }
+
     /// Sets the tranquility of every worker whose name starts with
     /// `name_prefix` (an empty prefix: all of them); it applies from their
     /// next busy step. Returns how many workers matched.

@@ -428,3 +428,21 @@ async fn a_workers_own_token_stops_it_in_its_backoff() {
     assert_eq!(workers.list()[1].state, "idle", "the others go on");
     assert!(workers.shutdown(Duration::from_secs(1)).await);
 }
+
+/// `prune` forgets the rows of finished workers and keeps the others.
+#[tokio::test]
+async fn prune_forgets_finished_workers_only() {
+    let workers = Workers::new();
+    workers.spawn(Scripted::new("finishes", vec![Ok(WorkerState::Done)]));
+    workers.spawn(Scripted::new("waits", vec![Ok(WorkerState::Idle)]));
+    until("one done, one idle", || {
+        let l = workers.list();
+        l[0].state == "done" && l[1].state == "idle"
+    })
+    .await;
+    until("the finished task ended", || workers.prune() == 1).await;
+    let names: Vec<String> = workers.list().into_iter().map(|w| w.name).collect();
+    assert_eq!(names, ["waits"]);
+    assert_eq!(workers.prune(), 0);
+    assert!(workers.shutdown(Duration::from_secs(1)).await);
+}

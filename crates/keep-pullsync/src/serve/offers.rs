@@ -112,6 +112,7 @@ impl Offerer {
             self.book.record(entries.clone())
         };
         Ok(Offer {
+            epoch: first.epoch,
             ruid,
             topmost,
             entries,
@@ -121,6 +122,7 @@ impl Offerer {
     /// The empty offer of a live request that got nothing.
     fn nothing(&self, req: &OfferRequest) -> Offer {
         Offer {
+            epoch: self.index.epoch(),
             ruid: self.book.unrecorded_ruid(),
             topmost: req.from - 1,
             entries: Vec::new(),

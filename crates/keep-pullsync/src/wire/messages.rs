@@ -79,6 +79,10 @@ impl From<IndexEntry> for OfferEntry {
 /// A page of a bin's entries, the answer to an [`OfferRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Offer {
+    /// The offering peer's epoch when it made the offer: a puller that
+    /// synced under another epoch asks for the cursors again rather than
+    /// record BinIDs of a numbering it does not know.
+    pub epoch: u64,
     /// Names this exchange in the [`Want`] or [`Cancel`] that follows.
     pub ruid: u32,
     /// The highest BinID the page covers: the puller records

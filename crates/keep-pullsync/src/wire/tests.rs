@@ -31,6 +31,7 @@ fn round_trip<M: WireMessage + PartialEq + Debug>(msg: &M) {
 
 fn offer(n: usize) -> Offer {
     Offer {
+        epoch: 7,
         ruid: 0xdead_beef,
         topmost: u64::MAX - 1,
         entries: (0..n)
@@ -136,8 +137,8 @@ fn an_unknown_version_is_refused() {
 
 #[test]
 fn oversized_lengths_are_refused_before_allocating() {
-    // An offer claiming 2^60 entries in a few bytes.
-    let mut bytes = vec![PROTOCOL, 1, 1, 0xfd];
+    // An offer (epoch 1, ruid 1, topmost 1) claiming 2^60 entries in a few bytes.
+    let mut bytes = vec![PROTOCOL, 1, 1, 1, 0xfd];
     bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
     assert!(matches!(decode::<Offer>(&bytes), Err(WireError::TooLarge)));
     // A cursors reply claiming a little more than the limit allows.
@@ -205,6 +206,7 @@ fn offer_strategy() -> impl Strategy<Value = Offer> {
         ),
     )
         .prop_map(|(ruid, topmost, entries)| Offer {
+            epoch: u64::from(ruid) << 3,
             ruid,
             topmost,
             entries,

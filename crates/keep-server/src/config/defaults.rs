@@ -39,6 +39,8 @@ pub const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// `worker_shutdown_deadline`.
 pub const WORKER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// `pullsync.index_flush_interval`.
+pub const PULLSYNC_INDEX_FLUSH: Duration = Duration::from_secs(5);
 /// A volume's `replication`.
 pub const VOLUME_REPLICATION: u32 = 1;
 /// A volume's `storage_classes`.

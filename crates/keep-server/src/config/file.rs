@@ -118,6 +118,8 @@ pub struct FileConfig {
     pub heartbeat: Option<HeartbeatTable>,
     /// How the node talks to its introducers.
     pub introducer_client: Option<IntroducerClientTable>,
+    /// Pullsync between the nodes of a cluster.
+    pub pullsync: Option<PullsyncTable>,
     /// Where the node keeps its own state (uuid); default: the first
     /// directory volume, or `./keepstore-state` with S3 volumes only.
     pub state_dir: Option<PathBuf>,
@@ -172,6 +174,30 @@ pub struct HeartbeatTable {
     pub period: Option<String>,
     /// Failed heartbeats in a row that mark a peer down.
     pub failures_to_down: Option<u32>,
+}
+
+/// The `[pullsync]` table (defaults: `keep_pullsync::PullSettings::default()`
+/// and [`defaults::PULLSYNC_INDEX_FLUSH`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullsyncTable {
+    /// Whether a node in a cluster runs pullsync (default true).
+    pub enabled: Option<bool>,
+    /// The most entries asked for per offer.
+    pub offer_limit: Option<u32>,
+    /// How long a live offer request waits at the peer, e.g. `"20s"`.
+    pub live_wait: Option<String>,
+    /// The most bytes wanted per delivery, e.g. `"64MiB"`.
+    pub max_delivery_bytes: Option<String>,
+    /// The most deliveries received at once.
+    pub max_deliveries: Option<usize>,
+    /// How long a sync request may wait for the peer, e.g. `"30s"`.
+    pub request_timeout: Option<String>,
+    /// The pullers' tranquility: after a busy step of `t`, a pause of
+    /// `t × tranquility` (0: none).
+    pub tranquility: Option<u32>,
+    /// How often the pull index is made durable, e.g. `"5s"`.
+    pub index_flush_interval: Option<String>,
 }
 
 /// The `[introducer_client]` table (defaults: `keep_introducer::client`'s

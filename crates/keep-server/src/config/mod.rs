@@ -18,7 +18,8 @@ mod tests;
 mod validate;
 
 pub use file::{
-    FileConfig, HeartbeatTable, IntroducerClientTable, RemoteTable, VolumeEntry, VolumeTable,
+    FileConfig, HeartbeatTable, IntroducerClientTable, PullsyncTable, RemoteTable, VolumeEntry,
+    VolumeTable,
 };
 pub use keep_store::uuid::check_uuid;
 pub use keep_store::{S3Location, Secret, VolumeConfig, VolumeLocation};
@@ -46,6 +47,17 @@ pub struct IntroducerTiming {
     pub retry_min: Duration,
     /// The longest pause between retries.
     pub retry_max: Duration,
+}
+
+/// Pullsync's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullsyncConfig {
+    /// Whether a node in a cluster runs pullsync.
+    pub enabled: bool,
+    /// How the pullers work.
+    pub pull: keep_pullsync::PullSettings,
+    /// How often the pull index is made durable.
+    pub index_flush_interval: Duration,
 }
 
 /// The validated runtime configuration.
@@ -103,6 +115,8 @@ pub struct Config {
     pub heartbeat: keep_remote::HeartbeatConfig,
     /// How the node talks to its introducers.
     pub introducer_client: IntroducerTiming,
+    /// Pullsync between the nodes of a cluster.
+    pub pullsync: PullsyncConfig,
     /// Where the node keeps its own state.
     pub state_dir: Option<PathBuf>,
 }

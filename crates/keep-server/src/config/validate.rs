@@ -8,8 +8,8 @@ use std::time::Duration;
 use keep_locator::{SigningKey, parse_byte_size};
 
 use super::{
-    Config, ConfigError, FileConfig, IntroducerTiming, S3Location, Secret, VolumeConfig,
-    VolumeEntry, VolumeLocation, VolumeTable, check_uuid, defaults,
+    Config, ConfigError, FileConfig, IntroducerTiming, PullsyncConfig, S3Location, Secret,
+    VolumeConfig, VolumeEntry, VolumeLocation, VolumeTable, check_uuid, defaults,
 };
 
 impl FileConfig {
@@ -120,6 +120,7 @@ impl FileConfig {
             remote: self.remote_config(&c)?,
             heartbeat: self.heartbeat_config(&c)?,
             introducer_client: self.introducer_timing(&c)?,
+            pullsync: self.pullsync_config(&c)?,
             state_dir: self.state_dir.clone(),
         })
     }
@@ -219,6 +220,44 @@ impl FileConfig {
             ));
         }
         Ok(timing)
+    }
+
+    /// The `[pullsync]` table over keep-pullsync's defaults.
+    fn pullsync_config(&self, c: &Check<'_>) -> Result<PullsyncConfig, ConfigError> {
+        let table = self.pullsync.clone().unwrap_or_default();
+        let d = keep_pullsync::PullSettings::default();
+        let max_delivery_bytes = match &table.max_delivery_bytes {
+            Some(text) => parse_byte_size(text)
+                .map_err(|m| c.err("pullsync.max_delivery_bytes", m))?
+                .max(1),
+            None => d.max_delivery_bytes,
+        };
+        let offer_limit = table.offer_limit.unwrap_or(d.offer_limit);
+        if offer_limit == 0 {
+            return Err(c.err("pullsync.offer_limit", "must be at least 1"));
+        }
+        let pull = keep_pullsync::PullSettings {
+            offer_limit,
+            live_wait: c.positive("pullsync.live_wait", &table.live_wait, d.live_wait)?,
+            max_delivery_bytes,
+            max_deliveries: table.max_deliveries.unwrap_or(d.max_deliveries).max(1),
+            request_timeout: c.positive(
+                "pullsync.request_timeout",
+                &table.request_timeout,
+                d.request_timeout,
+            )?,
+            tranquility: table.tranquility.unwrap_or(d.tranquility),
+            ..d
+        };
+        Ok(PullsyncConfig {
+            enabled: table.enabled.unwrap_or(true),
+            pull,
+            index_flush_interval: c.positive(
+                "pullsync.index_flush_interval",
+                &table.index_flush_interval,
+                defaults::PULLSYNC_INDEX_FLUSH,
+            )?,
+        })
     }
 
     /// The `[heartbeat]` table over keep-remote's defaults.

@@ -540,6 +540,15 @@ impl Volume for DirVolume {
         .await
     }
 
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        let hash = *hash;
+        self.blocking(move |inner| {
+            let dir = layout::block_dir(&inner.root, &hash);
+            Ok(scan::newest_trash(&dir, &hash)?.is_some())
+        })
+        .await
+    }
+
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {
         self.blocking(|inner| Ok(scan::empty_trash(&inner.root, scan::unix_secs_now())?))
             .await

@@ -34,6 +34,8 @@ pub enum Op {
     Trash,
     /// [`Volume::untrash`].
     Untrash,
+    /// [`Volume::trashed`].
+    Trashed,
     /// [`Volume::empty_trash`].
     EmptyTrash,
     /// [`Volume::index`].
@@ -46,7 +48,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, for a fault on all of them.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Open,
         Op::Read,
         Op::Write,
@@ -54,6 +56,7 @@ impl Op {
         Op::Mtime,
         Op::Trash,
         Op::Untrash,
+        Op::Trashed,
         Op::EmptyTrash,
         Op::Index,
         Op::Status,
@@ -70,6 +73,7 @@ impl Op {
             Op::Mtime => "mtime",
             Op::Trash => "trash",
             Op::Untrash => "untrash",
+            Op::Trashed => "trashed",
             Op::EmptyTrash => "empty_trash",
             Op::Index => "index",
             Op::Status => "status",
@@ -494,6 +498,11 @@ impl Volume for FaultyVolume {
     async fn untrash(&self, hash: &BlockHash) -> Result<(), VolumeError> {
         self.before(Op::Untrash).await?;
         self.inner.untrash(hash).await
+    }
+
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        self.before(Op::Trashed).await?;
+        self.inner.trashed(hash).await
     }
 
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {

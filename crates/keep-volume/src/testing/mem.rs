@@ -239,6 +239,12 @@ impl MemVolume {
         self.lock().quarantine.iter().map(|(h, _)| *h).collect()
     }
 
+    /// Loses a live block as a failed disk would: no trash, no quarantine,
+    /// nobody told. Returns whether it was there.
+    pub fn lose(&self, hash: &BlockHash) -> bool {
+        self.lock().blocks.remove(hash).is_some()
+    }
+
     /// Stores `data` under `hash` as it is, unchecked (no hash check, no
     /// capacity, no permission): a block some other writer left, or a copy
     /// that was corrupt from the start. It gets a new copy and mtime.
@@ -463,6 +469,10 @@ impl Volume for MemVolume {
 
     async fn status(&self) -> Result<VolumeStatus, VolumeError> {
         Ok(self.lock().status())
+    }
+
+    async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
+        Ok(self.lock().trash.iter().any(|t| t.hash == *hash))
     }
 
     async fn quarantine(&self, hash: &BlockHash, copy: Option<CopyId>) -> Result<(), VolumeError> {
