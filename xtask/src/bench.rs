@@ -18,6 +18,7 @@
 //!
 //! Results go to `target/bench/<UTC stamp>.json` and `target/bench/latest.json`.
 
+mod catch_up;
 mod load;
 mod machine;
 mod servers;
@@ -37,7 +38,7 @@ use machine::Machine;
 use servers::{Nginx, Node, RssSampler};
 
 const USAGE: &str = "usage: cargo xtask bench [--sizes 4k,1m,64m] [--concurrency N] [--quick]
-                         [--scenarios compare,peak-rss,two-copy-put]
+                         [--scenarios compare,peak-rss,two-copy-put,catch-up]
   (always a release build)";
 
 /// What the issue asks of the node, for the report.
@@ -59,16 +60,24 @@ pub enum Scenario {
     PeakRss,
     /// 2-copy PUT through a 3-node cluster (needs `cargo xtask cluster`).
     TwoCopyPut,
+    /// Pullsync to an empty node against PUT, and its idle cost.
+    CatchUp,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [Scenario::Compare, Scenario::PeakRss, Scenario::TwoCopyPut];
+    const ALL: [Scenario; 4] = [
+        Scenario::Compare,
+        Scenario::PeakRss,
+        Scenario::TwoCopyPut,
+        Scenario::CatchUp,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Scenario::Compare => "compare",
             Scenario::PeakRss => "peak-rss",
             Scenario::TwoCopyPut => "two-copy-put",
+            Scenario::CatchUp => "catch-up",
         }
     }
 
@@ -269,6 +278,7 @@ struct Results {
     compare: Option<Compare>,
     peak: Option<PeakRss>,
     two_copy: Option<two_copy::TwoCopy>,
+    catch_up: Option<catch_up::CatchUp>,
 }
 
 pub fn run(raw: &[String]) -> anyhow::Result<()> {
@@ -329,6 +339,7 @@ pub fn run(raw: &[String]) -> anyhow::Result<()> {
         "compare": results.compare.as_ref().map(compare_json),
         "peak_rss": results.peak.as_ref().map(peak_rss_json),
         "two_copy_put": results.two_copy.as_ref().map(two_copy::to_json),
+        "catch_up": results.catch_up.as_ref().map(catch_up::to_json),
         "table": text,
     });
     write_report(&out_dir, &stamp, &report)
@@ -350,6 +361,9 @@ fn results_text(results: &Results, cores: usize) -> String {
     }
     if let Some(t) = &results.two_copy {
         text.push_str(&two_copy::text(t));
+    }
+    if let Some(c) = &results.catch_up {
+        text.push_str(&catch_up::text(c));
     }
     text
 }
@@ -396,6 +410,7 @@ impl Bench {
                 Scenario::Compare => results.compare = Some(self.compare()?),
                 Scenario::PeakRss => results.peak = Some(self.peak_rss()?),
                 Scenario::TwoCopyPut => results.two_copy = Some(self.two_copy()?),
+                Scenario::CatchUp => results.catch_up = Some(self.catch_up()?),
             }
         }
         Ok(results)

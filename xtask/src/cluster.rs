@@ -387,7 +387,7 @@ fn secret(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A plain HTTP GET on loopback; the body when the answer is 200.
-fn http_get(base: &str, path: &str) -> Option<String> {
+pub(crate) fn http_get(base: &str, path: &str) -> Option<String> {
     let host = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(host).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

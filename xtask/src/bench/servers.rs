@@ -89,7 +89,7 @@ impl Drop for Node {
 }
 
 /// Reads the first line of a child's output, or fails after `limit`.
-fn first_line(
+pub(super) fn first_line(
     stdout: ChildStdout,
     limit: Duration,
 ) -> anyhow::Result<(String, BufReader<ChildStdout>)> {
