@@ -239,6 +239,10 @@ fn a_node_down_during_writes_catches_up_to_exactly_its_share_and_no_block_comes_
 fn blocks_written_with_one_copy_reach_their_nodes_through_live_sync() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Cluster::start(tmp.path(), 3, "");
+    // The sync routes are for the node credential only.
+    let cursors = "/_keep/sync/cursors";
+    assert_eq!(c.nodes[0].client().get(cursors).status, 401);
+    assert_eq!(c.admin(0).get(cursors).status, 403, "not for the admin");
     let data = blocks(30, 2);
     let hashes: Vec<String> = data.iter().map(|d| put(&c, 0, d, 1)).collect();
     for i in 1..3 {
