@@ -206,7 +206,10 @@ fn blocks(n: usize, seed: u64) -> Vec<Vec<u8>> {
 #[test]
 fn a_node_down_during_writes_catches_up_to_exactly_its_share_and_no_block_comes_twice() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start(tmp.path(), 3, "");
+    // Small deliveries: an offer's wants go out in several at once (a
+    // fresh offer for each after the first).
+    let split = "[pullsync]\nmax_delivery_bytes = \"4MiB\"\n";
+    let mut c = Cluster::start(tmp.path(), 3, split);
     c.nodes[2].kill();
     let data = blocks(200, 1);
     let mut hashes = Vec::new();
@@ -260,7 +263,7 @@ fn a_node_killed_mid_sync_resumes_without_receiving_much_again() {
     let tmp = tempfile::tempdir().unwrap();
     // Small deliveries, one at a time, with pauses: the sync takes long
     // enough to be killed in the middle.
-    let slow = "[pullsync]\nmax_delivery_bytes = \"1MiB\"\nmax_deliveries = 1\ntranquility = 4\n";
+    let slow = "[pullsync]\nmax_delivery_bytes = \"1MiB\"\nmax_deliveries = 2\ntranquility = 4\n";
     let mut c = Cluster::start(tmp.path(), 3, slow);
     c.nodes[2].kill();
     let data: Vec<Vec<u8>> = (0..120).map(|i| random_bytes(512 << 10, 300 + i)).collect();

@@ -6,6 +6,7 @@
 
 mod claims;
 pub mod client;
+mod fetch;
 mod peers;
 mod puller;
 mod receive;
@@ -54,14 +55,14 @@ pub struct PullSettings {
 
 impl Default for PullSettings {
     /// Offers of 1000 entries, live waits of 20 s, deliveries of up to
-    /// 64 MiB, 4 at once, 30 s request timeout, no pause, peers looked at
+    /// 64 MiB, 8 at once, 30 s request timeout, no pause, peers looked at
     /// every second.
     fn default() -> Self {
         PullSettings {
             offer_limit: 1000,
             live_wait: Duration::from_secs(20),
             max_delivery_bytes: 64 << 20,
-            max_deliveries: 4,
+            max_deliveries: 8,
             request_timeout: Duration::from_secs(30),
             tranquility: 0,
             peer_check: Duration::from_secs(1),

@@ -2,22 +2,20 @@
 //! exchanges (offer, want, deliver) that close the gaps.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use keep_locator::BlockHash;
 use keep_remote::Remote;
 use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
 use tokio_util::sync::CancellationToken;
 
 use super::claims::Claim;
-use super::receive::{Received, receive};
+use super::fetch::{Group, fetch_all};
+use super::receive::Received;
 use super::{PullError, Shared, client};
 use crate::bins::BINS;
-use crate::bitvector::BitVector;
 use crate::intervals::IntervalSet;
-use crate::wire::{Offer, OfferEntry, OfferRequest, Want};
+use crate::wire::{Offer, OfferEntry, OfferRequest};
 
 /// How many store lookups deciding the wants run at once.
 const LOOKUPS: usize = 16;
@@ -40,12 +38,12 @@ pub struct BinPuller {
 
 /// The blocks of one offer this node wants, and what the offer covers.
 struct Plan {
-    bits: BitVector,
-    wanted: Vec<(BlockHash, Claim)>,
+    /// The wanted blocks, in deliveries of at most `max_delivery_bytes`.
+    groups: Vec<Group>,
     /// Wanted from this peer by another puller at the moment.
     elsewhere: Vec<OfferEntry>,
     /// The highest BinID this exchange settles (below the offer's topmost
-    /// when the delivery was cut at the byte limit).
+    /// when the wants were cut at `max_deliveries` groups).
     covered: u64,
 }
 
@@ -135,17 +133,19 @@ impl BinPuller {
         metrics.offered.inc_by(offer.entries.len() as u64);
         let plan = self.plan(&offer).await?;
         let Plan {
-            bits,
-            wanted,
+            groups,
             elsewhere,
             mut covered,
         } = plan;
-        if wanted.is_empty() {
+        if groups.is_empty() {
             if !offer.entries.is_empty() {
                 let _ = client::cancel(&self.peer, offer.ruid, self.shared.timeouts()).await;
             }
         } else {
-            self.deliver(offer.ruid, bits, wanted, cancel).await?;
+            let shared = self.shared.clone();
+            let got = fetch_all(&shared, &self.peer, self.bin, &offer, groups, cancel).await?;
+            self.received.blocks += got.blocks;
+            self.received.bytes += got.bytes;
         }
         for e in elsewhere {
             let hash = e.block_hash();
@@ -166,8 +166,7 @@ impl BinPuller {
     async fn plan(&self, offer: &Offer) -> Result<Plan, PullError> {
         let holders = self.shared.responsibility.holders();
         let mut plan = Plan {
-            bits: BitVector::new(offer.entries.len()),
-            wanted: Vec::new(),
+            groups: Vec::new(),
             elsewhere: Vec::new(),
             covered: offer.topmost,
         };
@@ -196,59 +195,31 @@ impl BinPuller {
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
+        let settings = &self.shared.settings;
         let mut bytes = 0u64;
         for (i, e, claim, lacking) in checked {
             if !lacking {
                 continue;
             }
-            if bytes >= self.shared.settings.max_delivery_bytes {
-                plan.covered = plan.covered.min(e.bin_id - 1);
-                break;
+            let fits = plan
+                .groups
+                .last()
+                .is_some_and(|_| bytes.saturating_add(e.size) <= settings.max_delivery_bytes);
+            if !fits {
+                if plan.groups.len() >= settings.max_deliveries.max(1) {
+                    plan.covered = plan.covered.min(e.bin_id - 1);
+                    break;
+                }
+                plan.groups.push(Vec::new());
+                bytes = 0;
             }
-            plan.bits
-                .set(i)
-                .map_err(|e| PullError::Protocol(e.to_string()))?;
-            plan.wanted.push((e.block_hash(), claim));
-            bytes += e.size;
+            bytes = bytes.saturating_add(e.size);
+            if let Some(group) = plan.groups.last_mut() {
+                group.push((i, e, claim));
+            }
         }
         plan.elsewhere.retain(|e| e.bin_id <= plan.covered);
         Ok(plan)
-    }
-
-    /// Receives the wanted blocks of offer `ruid`.
-    async fn deliver(
-        &mut self,
-        ruid: u32,
-        bits: BitVector,
-        wanted: Vec<(BlockHash, Claim)>,
-        cancel: &CancellationToken,
-    ) -> Result<(), PullError> {
-        let shared = self.shared.clone();
-        let _turn = shared
-            .deliveries
-            .acquire()
-            .await
-            .map_err(|e| PullError::Task(e.to_string()))?;
-        let owed = Owed::new(&shared, wanted.len());
-        shared.metrics.wanted.inc_by(wanted.len() as u64);
-        let body = client::want(&self.peer, &Want { ruid, bits }, shared.timeouts()).await?;
-        let hashes: Vec<BlockHash> = wanted.iter().map(|(h, _)| *h).collect();
-        let receiving = receive(
-            &shared.store,
-            &shared.metrics,
-            body,
-            hashes,
-            shared.settings.request_timeout,
-            || owed.one_arrived(),
-        );
-        let got = tokio::select! {
-            got = receiving => got?,
-            () = cancel.cancelled() => return Err(PullError::Task("cancelled".into())),
-        };
-        drop(wanted); // the claims: released once the blocks are stored
-        self.received.blocks += got.blocks;
-        self.received.bytes += got.bytes;
-        Ok(())
     }
 
     /// Records `[from, to]` as synced (lazily durable: losing it costs
@@ -305,41 +276,6 @@ fn check_offer(from: u64, offer: &Offer) -> Result<(), PullError> {
         last = e.bin_id;
     }
     Ok(())
-}
-
-/// The owed-blocks gauge's share of one delivery.
-struct Owed<'a> {
-    shared: &'a Shared,
-    left: AtomicI64,
-}
-
-impl<'a> Owed<'a> {
-    fn new(shared: &'a Shared, n: usize) -> Self {
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
-        shared.metrics.owed_blocks.inc_by(n);
-        Owed {
-            shared,
-            left: AtomicI64::new(n),
-        }
-    }
-
-    fn one_arrived(&self) {
-        let took = self
-            .left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n > 0).then(|| n - 1)
-            });
-        if took.is_ok() {
-            self.shared.metrics.owed_blocks.dec();
-        }
-    }
-}
-
-impl Drop for Owed<'_> {
-    fn drop(&mut self) {
-        let left = self.left.load(Ordering::Relaxed);
-        self.shared.metrics.owed_blocks.dec_by(left);
-    }
 }
 
 impl Worker for BinPuller {
