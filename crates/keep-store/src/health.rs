@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use keep_locator::BlockHash;
 use keep_volume::{
-    BlockBody, BlockReader, ChunkSums, CopyId, EmptyTrashStats, IndexSender, Volume, VolumeError,
-    VolumeParams, VolumeStatus,
+    BlockBody, BlockReader, ChunkSums, CopyId, EmptyTrashStats, IndexSender, Presence, Volume,
+    VolumeError, VolumeParams, VolumeStatus,
 };
 use keep_worker::Backoff;
 use std::sync::Arc;
@@ -331,6 +331,10 @@ impl Volume for Checked {
 
     async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError> {
         self.note("trashed", self.inner.trashed(hash).await)
+    }
+
+    async fn presence(&self, hashes: &[BlockHash]) -> Result<Vec<Presence>, VolumeError> {
+        self.note("presence", self.inner.presence(hashes).await)
     }
 
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError> {

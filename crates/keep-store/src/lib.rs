@@ -120,6 +120,20 @@ impl Store {
         self.observer.set(observer)
     }
 
+    /// For each of `hashes`, whether the node lacks it: no volume holds it
+    /// and none holds a trashed copy (pullsync fetches only such blocks, so
+    /// it never brings back a deleted one). One [`Volume::presence`] call
+    /// per volume for the whole page.
+    pub async fn lacking(&self, hashes: &[BlockHash]) -> Result<Vec<bool>, StoreError> {
+        let mut lacking = vec![true; hashes.len()];
+        for v in &self.volumes {
+            for (l, p) in lacking.iter_mut().zip(v.presence(hashes).await?) {
+                *l &= !p.held && !p.trashed;
+            }
+        }
+        Ok(lacking)
+    }
+
     /// Whether any volume holds a trashed copy of `hash` (one that a
     /// volume failed to answer for counts as an error, not as "no").
     pub async fn trashed(&self, hash: &BlockHash) -> Result<bool, StoreError> {

@@ -323,6 +323,17 @@ async fn trash_and_untrash(vol: &dyn Volume) {
     assert!(!vol.trashed(&hash).await.unwrap(), "trashed before trash");
     vol.trash(&hash, None).await.unwrap();
     assert!(vol.trashed(&hash).await.unwrap(), "trashed after trash");
+    let never = BlockHash::of(b"never stored here");
+    let presence = vol.presence(&[hash, never]).await.unwrap();
+    let trashed_only = crate::Presence {
+        held: false,
+        trashed: true,
+    };
+    assert_eq!(
+        presence,
+        [trashed_only, crate::Presence::default()],
+        "presence after trash"
+    );
     assert!(
         vol.open(&hash).await.unwrap_err().is_not_found(),
         "trash: still readable"
@@ -334,6 +345,15 @@ async fn trash_and_untrash(vol: &dyn Volume) {
     );
     vol.untrash(&hash).await.unwrap();
     assert!(!vol.trashed(&hash).await.unwrap(), "trashed after untrash");
+    let held = crate::Presence {
+        held: true,
+        trashed: false,
+    };
+    assert_eq!(
+        vol.presence(&[hash]).await.unwrap(),
+        [held],
+        "presence after untrash"
+    );
     assert!(
         get(vol, &hash).await.unwrap() == data[..],
         "untrash: content"

@@ -71,6 +71,6 @@ pub use error::VolumeError;
 pub use frames::Frames;
 pub use sums::{ChunkSummer, ChunkSums};
 pub use volume::{
-    BlockReader, CopyId, EmptyTrashStats, IndexEntry, IndexSender, Volume, VolumeParams,
+    BlockReader, CopyId, EmptyTrashStats, IndexEntry, IndexSender, Presence, Volume, VolumeParams,
     VolumeStatus, unix_nanos_now,
 };

@@ -57,6 +57,16 @@ pub struct IndexEntry {
 /// of millions of blocks streams in bounded memory.
 pub type IndexSender = tokio::sync::mpsc::Sender<IndexEntry>;
 
+/// What [`Volume::presence`] answers for one block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// A live copy is stored.
+    pub held: bool,
+    /// A trashed copy is stored (asked only when no live copy is: `false`
+    /// when `held`).
+    pub trashed: bool,
+}
+
 /// How much space a volume has, and whether it takes new blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VolumeStatus {
@@ -154,6 +164,25 @@ pub trait Volume: Send + Sync + std::fmt::Debug + 'static {
     /// with [`Volume::untrash`] until the trash is emptied). Pullsync asks
     /// this so that it never brings back a block the cluster deleted.
     async fn trashed(&self, hash: &BlockHash) -> Result<bool, VolumeError>;
+
+    /// For each of `hashes`, whether this volume holds the block and
+    /// whether it holds a trashed copy, in one call: pullsync asks this of
+    /// a page of offered blocks at once. The default asks block by block
+    /// ([`Volume::mtime`], [`Volume::trashed`]; the trash only for blocks
+    /// not held); backends override it to answer a page in one trip.
+    async fn presence(&self, hashes: &[BlockHash]) -> Result<Vec<Presence>, VolumeError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let held = match self.mtime(hash).await {
+                Ok(_) => true,
+                Err(VolumeError::NotFound) => false,
+                Err(e) => return Err(e),
+            };
+            let trashed = !held && self.trashed(hash).await?;
+            out.push(Presence { held, trashed });
+        }
+        Ok(out)
+    }
 
     /// Deletes trashed blocks whose trash lifetime has passed.
     async fn empty_trash(&self) -> Result<EmptyTrashStats, VolumeError>;

@@ -4,21 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use keep_remote::Remote;
 use keep_worker::{WorkError, Worker, WorkerState, WorkerStatus};
 use tokio_util::sync::CancellationToken;
 
-use super::claims::Claim;
 use super::fetch::{Group, fetch_all};
 use super::receive::Received;
 use super::{PullError, Shared, client};
 use crate::bins::BINS;
 use crate::intervals::IntervalSet;
 use crate::wire::{Offer, OfferEntry, OfferRequest};
-
-/// How many store lookups deciding the wants run at once.
-const LOOKUPS: usize = 16;
 
 /// The worker (`pullsync <peer> bin <b>`) that syncs one bin of one peer.
 #[derive(Debug)]
@@ -180,21 +175,12 @@ impl BinPuller {
                 None => plan.elsewhere.push(*e),
             }
         }
-        let checked: Vec<(usize, OfferEntry, Claim, bool)> = futures::stream::iter(claimed)
-            .map(|(i, e, claim)| {
-                let store = self.shared.store.clone();
-                async move {
-                    let hash = e.block_hash();
-                    let lacking =
-                        store.holds(&hash).await?.is_none() && !store.trashed(&hash).await?;
-                    Ok::<_, PullError>((i, e, claim, lacking))
-                }
-            })
-            .buffered(LOOKUPS)
-            .collect::<Vec<_>>()
-            .await
+        let hashes: Vec<_> = claimed.iter().map(|(_, e, _)| e.block_hash()).collect();
+        let lacking = self.shared.store.lacking(&hashes).await?;
+        let checked = claimed
             .into_iter()
-            .collect::<Result<_, _>>()?;
+            .zip(lacking)
+            .map(|((i, e, claim), lacking)| (i, e, claim, lacking));
         let settings = &self.shared.settings;
         let mut bytes = 0u64;
         for (i, e, claim, lacking) in checked {

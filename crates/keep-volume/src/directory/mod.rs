@@ -22,6 +22,7 @@ mod read;
 mod scan;
 mod xsum;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +37,7 @@ use crate::error::not_found_or_io;
 use crate::volume::to_unix_nanos;
 use crate::{
     BlockBody, BlockReader, CHUNK_SIZE, ChunkSummer, ChunkSums, CopyId, EmptyTrashStats, Frames,
-    IndexSender, Volume, VolumeError, VolumeParams, VolumeStatus,
+    IndexSender, Presence, Volume, VolumeError, VolumeParams, VolumeStatus,
 };
 
 /// Blocks of at least this size get a checksum sidecar (see
@@ -545,6 +546,40 @@ impl Volume for DirVolume {
         self.blocking(move |inner| {
             let dir = layout::block_dir(&inner.root, &hash);
             Ok(scan::newest_trash(&dir, &hash)?.is_some())
+        })
+        .await
+    }
+
+    async fn presence(&self, hashes: &[BlockHash]) -> Result<Vec<Presence>, VolumeError> {
+        let hashes = hashes.to_vec();
+        self.blocking(move |inner| {
+            // One trip for the page: a stat per block, and one listing per
+            // folder of the blocks not held (for their trashed copies).
+            let mut listings: HashMap<PathBuf, Vec<String>> = HashMap::new();
+            let mut out = Vec::with_capacity(hashes.len());
+            for hash in &hashes {
+                let held = inner.journal.unplaced(hash).is_some()
+                    || match std::fs::symlink_metadata(layout::block_path(&inner.root, hash)) {
+                        Ok(_) => true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                        Err(e) => return Err(e.into()),
+                    };
+                let trashed = !held && {
+                    let dir = layout::block_dir(&inner.root, hash);
+                    let names = match listings.entry(dir) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let names = scan::names(v.key())?;
+                            v.insert(names)
+                        }
+                    };
+                    names
+                        .iter()
+                        .any(|n| layout::parse_trash_name(n).is_some_and(|(h, _)| h == *hash))
+                };
+                out.push(Presence { held, trashed });
+            }
+            Ok(out)
         })
         .await
     }

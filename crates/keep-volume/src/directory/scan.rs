@@ -38,7 +38,7 @@ pub(crate) fn block_dirs(root: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> 
 }
 
 /// File names in `dir` (names that are not UTF-8 are skipped: none of ours are).
-fn names(dir: &Path) -> io::Result<Vec<String>> {
+pub(crate) fn names(dir: &Path) -> io::Result<Vec<String>> {
     let mut out = Vec::new();
     match std::fs::read_dir(dir) {
         Ok(rd) => {
