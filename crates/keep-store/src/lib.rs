@@ -134,17 +134,6 @@ impl Store {
         Ok(lacking)
     }
 
-    /// Whether any volume holds a trashed copy of `hash` (one that a
-    /// volume failed to answer for counts as an error, not as "no").
-    pub async fn trashed(&self, hash: &BlockHash) -> Result<bool, StoreError> {
-        for v in &self.volumes {
-            if v.trashed(hash).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// The volumes, in configured order.
     pub fn volumes(&self) -> &[Arc<dyn Volume>] {
         &self.volumes

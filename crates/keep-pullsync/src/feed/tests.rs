@@ -130,11 +130,11 @@ async fn stores_trashes_and_untrashes_reach_the_index() {
     f.store.volumes()[holder].trash(&sized, None).await.unwrap();
     f.settle().await;
     assert_eq!(f.indexed(&sized), None);
-    assert!(f.store.trashed(&sized).await.unwrap());
+    assert!(f.store.volumes()[holder].trashed(&sized).await.unwrap());
     f.store.volumes()[holder].untrash(&sized).await.unwrap();
     f.settle().await;
     assert_eq!(f.indexed(&sized), Some(13));
-    assert!(!f.store.trashed(&sized).await.unwrap());
+    assert!(!f.store.volumes()[holder].trashed(&sized).await.unwrap());
 }
 
 #[tokio::test]

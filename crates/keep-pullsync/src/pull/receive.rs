@@ -205,6 +205,19 @@ mod tests {
         futures::stream::iter(chunks)
     }
 
+    /// Receives `frames` when only `wanted` was asked for; the error.
+    async fn refused(
+        store: &Store,
+        metrics: &PullsyncMetrics,
+        frames: Vec<(DeliveryHeader, &'static [u8])>,
+        wanted: BlockHash,
+    ) -> PullError {
+        let idle = Duration::from_secs(5);
+        receive(store, metrics, body(frames), vec![wanted], idle, || {})
+            .await
+            .unwrap_err()
+    }
+
     #[tokio::test]
     async fn wanted_blocks_are_stored_and_counted() {
         let (store, metrics) = (store(), PullsyncMetrics::default());
@@ -237,16 +250,7 @@ mod tests {
         let (store, metrics) = (store(), PullsyncMetrics::default());
         let a = BlockHash::of(b"honest");
         let frames = vec![(DeliveryHeader::present(a, 6), &b"forged"[..])];
-        let err = receive(
-            &store,
-            &metrics,
-            body(frames),
-            vec![a],
-            Duration::from_secs(5),
-            || {},
-        )
-        .await
-        .unwrap_err();
+        let err = refused(&store, &metrics, frames, a).await;
         assert!(
             matches!(err, PullError::Store(StoreError::Invalid(_))),
             "{err}"
@@ -261,16 +265,7 @@ mod tests {
         let (store, metrics) = (store(), PullsyncMetrics::default());
         let (a, b) = (BlockHash::of(b"wanted"), BlockHash::of(b"pushed"));
         let frames = vec![(DeliveryHeader::present(b, 6), &b"pushed"[..])];
-        let err = receive(
-            &store,
-            &metrics,
-            body(frames),
-            vec![a],
-            Duration::from_secs(5),
-            || {},
-        )
-        .await
-        .unwrap_err();
+        let err = refused(&store, &metrics, frames, a).await;
         assert!(
             matches!(err, PullError::Read(ReadError::Unsolicited(h)) if h == b),
             "{err}"
@@ -282,16 +277,7 @@ mod tests {
             (DeliveryHeader::present(a, 6), &b"wanted"[..]),
             (DeliveryHeader::present(a, 6), &b"wanted"[..]),
         ];
-        let err = receive(
-            &store,
-            &metrics,
-            body(frames),
-            vec![a],
-            Duration::from_secs(5),
-            || {},
-        )
-        .await
-        .unwrap_err();
+        let err = refused(&store, &metrics, frames, a).await;
         assert!(
             matches!(err, PullError::Read(ReadError::Unsolicited(_))),
             "{err}"
