@@ -5,106 +5,20 @@
 //! cross the wire twice.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use keep_locator::{BlockHash, placement};
-use keep_tests::{Client, Introducer, Keepstore, NodeOptions, md5_hex, random_bytes, wait_for};
+use keep_tests::cluster::{Cluster, REPLICATION};
+use keep_tests::{md5_hex, random_bytes, wait_for};
 
-const KEY: &str = "pullsync-test-cluster-key";
-const ROOT_TOKEN: &str = "pullsync-test-root-token";
-const REPLICATION: usize = 2;
-
-/// A cluster under test: the introducer and the nodes.
-struct Cluster {
-    dir: PathBuf,
-    intro: Introducer,
-    nodes: Vec<Keepstore>,
-    uuids: Vec<String>,
+/// What these tests ask of a cluster beyond starting it.
+trait SyncChecks {
+    fn held(&self, i: usize) -> BTreeSet<String>;
+    fn share(&self, i: usize, members: &[usize], hashes: &[String]) -> BTreeSet<String>;
+    fn metric(&self, i: usize, name: &str) -> u64;
+    fn wait_for_share(&self, i: usize, want: &BTreeSet<String>, all: &[String], secs: u64);
 }
 
-impl Cluster {
-    /// Starts an introducer and `n` nodes, each with `extra` config lines,
-    /// and waits until every node takes uploads and knows the others.
-    fn start(dir: &Path, n: usize, extra: &str) -> Cluster {
-        std::fs::write(dir.join("cluster-key"), KEY).unwrap();
-        let intro = Introducer::start(&dir.join("intro"), &dir.join("cluster-key"));
-        let mut c = Cluster {
-            dir: dir.to_owned(),
-            intro,
-            nodes: Vec::new(),
-            uuids: Vec::new(),
-        };
-        for _ in 0..n {
-            c.add_node(extra);
-        }
-        c.wait_until_all_see_each_other();
-        c
-    }
-
-    fn add_node(&mut self, extra: &str) {
-        let i = self.nodes.len();
-        let dir = self.dir.join(format!("node{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("cluster-key"), KEY).unwrap();
-        std::fs::write(dir.join("root-token"), ROOT_TOKEN).unwrap();
-        let config = format!(
-            "introducer = [\"{}\"]\n\
-             cluster_key_file = \"cluster-key\"\n\
-             system_root_token_file = \"root-token\"\n\
-             replication = {REPLICATION}\n\
-             {extra}\n\
-             [heartbeat]\nperiod = \"300ms\"\nfailures_to_down = 1\n\
-             [introducer_client]\npoll_wait = \"2s\"\nretry_min = \"100ms\"\nretry_max = \"500ms\"\n",
-            self.intro.url
-        );
-        let node = Keepstore::start(
-            &dir,
-            NodeOptions {
-                config: Some(config),
-                volumes: vec![dir.join("vol0")],
-                ..NodeOptions::default()
-            },
-        );
-        let uuid = std::fs::read_to_string(node.volumes[0].join(".keepstore-node-uuid"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        self.nodes.push(node);
-        self.uuids.push(uuid);
-    }
-
-    fn wait_until_all_see_each_other(&self) {
-        let mut all = self.uuids.clone();
-        all.sort();
-        wait_for("every node announced for upload", 30, || {
-            (self.intro.announced("upload_storage") == all).then_some(())
-        });
-        for (i, n) in self.nodes.iter().enumerate() {
-            wait_for("every node to know its peers", 30, || {
-                let text = n.client().get("/_health/ping").status;
-                let peers = self.pullsync_peers(i);
-                (text == 200 && peers == self.nodes.len() - 1).then_some(())
-            });
-        }
-    }
-
-    /// How many peers node `i` pulls from (its `pullsync peers` worker).
-    fn pullsync_peers(&self, i: usize) -> usize {
-        let r = self.admin(i).get("/_keep/workers");
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap_or_default();
-        rows.iter()
-            .find(|w| w["name"] == "pullsync peers")
-            .and_then(|w| w["progress"].as_str())
-            .and_then(|p| p.strip_prefix("pulling from "))
-            .and_then(|p| p.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn admin(&self, i: usize) -> Client {
-        self.nodes[i].client().with_token(ROOT_TOKEN)
-    }
-
+impl SyncChecks for Cluster {
     /// The blocks node `i` holds (its `/index`).
     fn held(&self, i: usize) -> BTreeSet<String> {
         let r = self.admin(i).get("/index");

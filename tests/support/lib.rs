@@ -5,6 +5,7 @@
 //! with the same cargo and profile as the tests, so a test never runs
 //! against a stale binary.
 
+pub mod cluster;
 pub mod http;
 pub mod process;
 pub mod sdk;

@@ -15,6 +15,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let venv = ensure_venv()?;
+    let chromium = ensure_chromium()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     if lint {
         run_cmd(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
@@ -37,7 +38,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     test.args(["test", "--workspace"])
         .args(passthrough)
         .env("KEEP_TEST_PYTHON", venv.join("bin/python"))
-        .env("KEEP_TEST_MOTO", venv.join("bin/moto_server"));
+        .env("KEEP_TEST_MOTO", venv.join("bin/moto_server"))
+        .env("KEEP_TEST_CHROMIUM", chromium);
     run_cmd(&mut test)
 }
 
@@ -88,6 +90,44 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
     run_cmd(&mut install)?;
     std::fs::write(&stamp, wanted)?;
     Ok(venv)
+}
+
+/// Headless Chromium for the status-page tests: Debian's `chromium`,
+/// installed with apt-get when missing (as root, or through `sudo -n`).
+fn ensure_chromium() -> anyhow::Result<PathBuf> {
+    if let Some(path) = on_path("chromium") {
+        return Ok(path);
+    }
+    eprintln!("xtask: chromium is missing; installing Debian's package for the browser tests");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run_cmd(&mut cmd)
+    };
+    apt(&["update", "-qq"])
+        .and_then(|()| apt(&["install", "-y", "-qq", "chromium"]))
+        .map_err(|e| {
+            anyhow::anyhow!("{e}\nthe status-page tests need Chromium: `apt-get install chromium`")
+        })?;
+    on_path("chromium").ok_or_else(|| anyhow::anyhow!("chromium is still not on the PATH"))
+}
+
+/// `name` in a folder of the PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn which_python() -> anyhow::Result<String> {

@@ -24,7 +24,7 @@ pub const GENERATED_KEY_FILE: &str = "cluster-key";
     about = "Keep introducer: nodes publish their services here and learn their peers"
 )]
 pub struct Flags {
-    /// TOML config file with the fields listen, state_dir, cluster_key_file.
+    /// TOML config file with the fields listen, state_dir, cluster_key_file, status_pages.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:25108].
@@ -45,6 +45,9 @@ struct FileConfig {
     listen: Option<String>,
     state_dir: Option<PathBuf>,
     cluster_key_file: Option<PathBuf>,
+    /// Whether `GET /` (to a browser) and `/_status.json` answer the
+    /// status page (default true).
+    status_pages: Option<bool>,
 }
 
 /// What the introducer runs with.
@@ -56,6 +59,8 @@ pub struct Config {
     /// The key file, and whether it was just generated.
     pub key_file: PathBuf,
     pub key_generated: bool,
+    /// Whether the status page and `/_status.json` are served.
+    pub status_pages: bool,
 }
 
 impl Flags {
@@ -100,6 +105,7 @@ impl Flags {
             cluster_key,
             key_file,
             key_generated,
+            status_pages: file.status_pages.unwrap_or(true),
         })
     }
 }

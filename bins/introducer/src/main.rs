@@ -43,7 +43,8 @@ async fn run() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, state_dir = %config.state_dir.display(), "introducer started");
-    let server_config = ServerConfig::new(config.state_dir, config.cluster_key);
+    let mut server_config = ServerConfig::new(config.state_dir, config.cluster_key);
+    server_config.status_pages = config.status_pages;
     server::run(server_config, listener, keep_http::signal::terminate()).await?;
     tracing::info!("introducer stopped");
     Ok(())

@@ -59,6 +59,17 @@ struct StateFile {
     epoch: String,
     versions: BTreeMap<String, u64>,
     announcements: Vec<SignedAnnouncement>,
+    /// When each entry was accepted (absent in files from before).
+    #[serde(default)]
+    accepted_at: Vec<AcceptedAt>,
+}
+
+/// When the entry of (service, uuid) was accepted, in unix seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AcceptedAt {
+    service: String,
+    uuid: String,
+    at: u64,
 }
 
 /// The table of announcements and its change counts, on disk.
@@ -75,6 +86,8 @@ pub struct Snapshot {
     epoch: String,
     versions: BTreeMap<String, u64>,
     table: BTreeMap<(String, String), SignedAnnouncement>,
+    /// When each entry was accepted, in unix seconds (for status pages).
+    accepted_at: BTreeMap<(String, String), u64>,
 }
 
 impl Store {
@@ -111,6 +124,12 @@ impl Store {
                     "dropping stored announcement"),
             }
         }
+        let accepted_at = file
+            .accepted_at
+            .into_iter()
+            .map(|a| ((a.service, a.uuid), a.at))
+            .filter(|(k, _)| table.contains_key(k))
+            .collect();
         let fresh = file.epoch.is_empty();
         let epoch = if fresh {
             hex::encode(rand::rng().random::<[u8; 8]>())
@@ -123,6 +142,7 @@ impl Store {
                 epoch,
                 versions: file.versions,
                 table,
+                accepted_at,
             },
         };
         if fresh {
@@ -145,8 +165,13 @@ impl Store {
             _ => self.snap.table.insert(key.clone(), ann),
         };
         *self.snap.versions.entry(key.0.clone()).or_default() += 1;
+        let accepted_before = self.snap.accepted_at.insert(key.clone(), unix_now());
         if let Err(error) = self.save() {
             *self.snap.versions.entry(key.0.clone()).or_default() -= 1;
+            match accepted_before {
+                Some(at) => self.snap.accepted_at.insert(key.clone(), at),
+                None => self.snap.accepted_at.remove(&key),
+            };
             match previous {
                 Some(prev) => self.snap.table.insert(key, prev),
                 None => self.snap.table.remove(&key),
@@ -169,13 +194,42 @@ impl Store {
             epoch: self.snap.epoch.clone(),
             versions: self.snap.versions.clone(),
             announcements: self.snap.table.values().cloned().collect(),
+            accepted_at: self
+                .snap
+                .accepted_at
+                .iter()
+                .map(|((service, uuid), at)| AcceptedAt {
+                    service: service.clone(),
+                    uuid: uuid.clone(),
+                    at: *at,
+                })
+                .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         crashsafe::write_file(&self.path, &bytes)
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Snapshot {
+    /// When the entry of `service` and `uuid` was accepted, in unix
+    /// seconds (unknown for entries stored before this was kept).
+    pub fn accepted_at(&self, service: &str, uuid: &str) -> Option<u64> {
+        self.accepted_at
+            .get(&(service.to_owned(), uuid.to_owned()))
+            .copied()
+    }
+
+    /// The table's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     /// The live announcements of `services` (all when empty), by service,
     /// then uuid: withdrawn ones are left out.
     pub fn announcements(&self, services: &[String]) -> Vec<SignedAnnouncement> {
@@ -251,6 +305,20 @@ mod tests {
         let mut a = ann(uuid, seqnum).announcement;
         a.withdrawn = true;
         a.sign(&key())
+    }
+
+    #[test]
+    fn when_an_entry_was_accepted_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = unix_now();
+        let mut store = Store::open(dir.path(), &key()).unwrap();
+        store.offer(ann("a", 1)).unwrap();
+        let at = store.snapshot().accepted_at(UPLOAD_STORAGE, "a").unwrap();
+        assert!(at >= before && at <= unix_now());
+        assert_eq!(store.snapshot().accepted_at(UPLOAD_STORAGE, "b"), None);
+        drop(store);
+        let store = Store::open(dir.path(), &key()).unwrap();
+        assert_eq!(store.snapshot().accepted_at(UPLOAD_STORAGE, "a"), Some(at));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::feed::{IndexFeed, IndexWorker};
 use crate::index::PullIndex;
 use crate::intervals::IntervalStore;
 use crate::metrics::PullsyncMetrics;
-use crate::pull::{Claims, PeerPullers, PullSettings, Responsibility, Shared};
+use crate::pull::{
+    Claims, PeerProgress, PeerPullers, PullSettings, Responsibility, Shared, SyncProgress,
+};
 use crate::serve::{Deliverer, Offerer, ServeSettings};
 
 /// The file of the pull index, in the node's state directory.
@@ -34,6 +36,7 @@ pub struct Pullsync {
     offerer: Offerer,
     deliverer: Deliverer,
     metrics: PullsyncMetrics,
+    progress: Arc<SyncProgress>,
 }
 
 impl Pullsync {
@@ -59,6 +62,7 @@ impl Pullsync {
             offerer,
             deliverer,
             metrics: PullsyncMetrics::default(),
+            progress: Arc::default(),
         })
     }
 
@@ -89,6 +93,7 @@ impl Pullsync {
             claims: Claims::default(),
             deliveries: Semaphore::new(settings.max_deliveries.max(1)),
             metrics: self.metrics.clone(),
+            progress: self.progress.clone(),
             settings,
         });
         workers.spawn(PeerPullers::new(shared, workers.clone(), scan));
@@ -112,6 +117,11 @@ impl Pullsync {
     /// The metrics.
     pub fn metrics(&self) -> &PullsyncMetrics {
         &self.metrics
+    }
+
+    /// How far this node has synced each peer it pulls from.
+    pub fn progress(&self) -> Vec<PeerProgress> {
+        self.progress.peers()
     }
 
     /// Makes the index and the intervals durable (at shutdown).

@@ -8,6 +8,7 @@ mod claims;
 pub mod client;
 mod fetch;
 mod peers;
+mod progress;
 mod puller;
 mod receive;
 mod responsibility;
@@ -27,6 +28,7 @@ use crate::serve::ReadError;
 pub use claims::{Claim, Claims};
 pub use client::ClientError;
 pub use peers::PeerPullers;
+pub use progress::{PeerProgress, SyncProgress};
 pub use puller::BinPuller;
 pub use responsibility::{Holders, Responsibility, TakesUploads};
 
@@ -107,6 +109,7 @@ pub(crate) struct Shared {
     pub(crate) claims: Claims,
     pub(crate) deliveries: Semaphore,
     pub(crate) metrics: PullsyncMetrics,
+    pub(crate) progress: Arc<SyncProgress>,
     pub(crate) settings: PullSettings,
 }
 

@@ -32,6 +32,17 @@ impl From<&keep_introducer::client::Peer> for PeerInfo {
     }
 }
 
+/// One peer as the pool sees it now, for status pages.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// The peer (its uuid, url and counters).
+    pub remote: Arc<Remote>,
+    /// Whether it announces `upload_storage`.
+    pub writable: bool,
+    /// Its health.
+    pub health: PeerHealth,
+}
+
 /// One peer in the pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
@@ -171,6 +182,18 @@ impl Pool {
         if joined {
             self.inner.joined.notify_one();
         }
+    }
+
+    /// Every peer with its health, in uuid order.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.read()
+            .values()
+            .map(|m| PeerView {
+                remote: m.remote.clone(),
+                writable: m.writable,
+                health: m.health().clone(),
+            })
+            .collect()
     }
 
     /// Every peer, in uuid order.

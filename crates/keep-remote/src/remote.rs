@@ -1,6 +1,7 @@
 //! One peer node and the requests this node sends it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -114,6 +115,17 @@ pub struct Remote {
     authorization: HeaderValue,
     client: Client<HttpConnector, RequestBody>,
     config: RemoteConfig,
+    replicas_sent: AtomicU64,
+    reads_forwarded: AtomicU64,
+}
+
+/// What this node has done with a peer, for status pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PeerCounts {
+    /// Blocks the peer stored at this node's request ([`Remote::replicate`]).
+    pub replicas_sent: u64,
+    /// Reads the peer answered with a block ([`Remote::read`]).
+    pub reads_forwarded: u64,
 }
 
 impl fmt::Debug for Remote {
@@ -149,6 +161,16 @@ impl Remote {
             authorization,
             client,
             config: config.clone(),
+            replicas_sent: AtomicU64::new(0),
+            reads_forwarded: AtomicU64::new(0),
+        }
+    }
+
+    /// What this node has done with the peer since it joined the pool.
+    pub fn counts(&self) -> PeerCounts {
+        PeerCounts {
+            replicas_sent: self.replicas_sent.load(Ordering::Relaxed),
+            reads_forwarded: self.reads_forwarded.load(Ordering::Relaxed),
         }
     }
 
@@ -252,6 +274,7 @@ impl Remote {
         let want = format!("{hash}+{size}");
         match locator.strip_prefix(&want) {
             Some(rest) if rest.is_empty() || rest.starts_with('+') => {
+                self.replicas_sent.fetch_add(1, Ordering::Relaxed);
                 Ok(Replicated { draining, locator })
             }
             _ => Err(RemoteError::Protocol(format!(
@@ -279,10 +302,12 @@ impl Remote {
             body::empty(),
         )?;
         let resp = self.send(req, first_byte).await?;
-        block_answer(resp, size, first_byte, &self.config, || {
+        let block = block_answer(resp, size, first_byte, &self.config, || {
             format!("read of {hash}+{size}")
         })
-        .await
+        .await?;
+        self.reads_forwarded.fetch_add(1, Ordering::Relaxed);
+        Ok(block)
     }
 
     /// Whether the peer holds the block: `HEAD /{md5}+{size}` with

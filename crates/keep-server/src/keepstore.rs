@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use keep_pullsync::{Pullsync, Responsibility};
+use keep_status::{Redactor, Traffic};
 use keep_store::{Store, VolumeLocation};
 use keep_worker::Workers;
 
@@ -56,6 +58,10 @@ pub struct Keepstore {
     cluster: Option<Cluster>,
     pullsync: Option<Pullsync>,
     draining: Arc<AtomicBool>,
+    started_at: SystemTime,
+    public_url: Option<String>,
+    traffic: Traffic,
+    redactor: Redactor,
 }
 
 impl Keepstore {
@@ -81,9 +87,11 @@ impl Keepstore {
     /// A node over a storage core the caller built (any volume backend).
     pub fn with_store(config: Config, uuid: String, store: Store) -> Keepstore {
         let metrics = Arc::new(Metrics::new(store.metrics()));
+        let redactor = redactor(&config);
         Keepstore {
             uuid,
             state_dir: state_dir(&config),
+            public_url: config.public_url.clone(),
             work: WorkLists::new(config.max_work_list_items),
             config,
             store: Arc::new(store),
@@ -92,6 +100,9 @@ impl Keepstore {
             cluster: None,
             pullsync: None,
             draining: Arc::new(AtomicBool::new(false)),
+            started_at: SystemTime::now(),
+            traffic: Traffic::default(),
+            redactor,
         }
     }
 
@@ -99,6 +110,7 @@ impl Keepstore {
     /// key): heartbeats, publishing to the introducers, following peers.
     /// `public_url` is how other nodes reach this one.
     pub async fn join_cluster(&mut self, public_url: String) -> Result<(), StartError> {
+        self.public_url = Some(public_url.clone());
         let Some(key) = &self.config.cluster_key else {
             return Ok(());
         };
@@ -246,6 +258,28 @@ impl Keepstore {
         self.config.read_only || !self.store.writable()
     }
 
+    /// When the node started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// How other nodes reach this one: the configured public URL, or the
+    /// one it joined its cluster with.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// Block PUTs and GETs of the last ten minutes.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Cleans what the status page shows of this node's secrets,
+    /// signatures and tokens.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// Whether the node is shutting down.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
@@ -264,6 +298,20 @@ impl Drop for Keepstore {
     fn drop(&mut self) {
         self.workers.cancel_token().cancel();
     }
+}
+
+/// A redactor that knows the node's own secrets: the root token, the
+/// cluster key and the node credential made from it.
+fn redactor(config: &Config) -> Redactor {
+    let mut secrets = Vec::new();
+    if let Some(token) = &config.system_root_token {
+        secrets.push(token.expose().to_owned());
+    }
+    if let Some(key) = &config.cluster_key {
+        secrets.push(String::from_utf8_lossy(key.as_bytes()).into_owned());
+        secrets.push(keep_remote::node_credential(key.as_bytes()));
+    }
+    Redactor::new(secrets)
 }
 
 /// Where the node keeps its own state: `state_dir`, else the first

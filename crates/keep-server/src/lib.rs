@@ -40,6 +40,7 @@ pub mod keepstore;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod work;
 
 pub use clock::unix_now;

@@ -8,11 +8,12 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use keep_http::{Body, request_id};
+use keep_status::Op;
 use tracing::Instrument;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::handlers::{admin, get, index, node, put, sync, worklists};
+use crate::handlers::{admin, get, index, node, put, status, sync, worklists};
 use crate::keepstore::Keepstore;
 use crate::metrics::RequestLabels;
 use crate::work;
@@ -24,6 +25,7 @@ pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Bo
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.uri().path());
     async move {
         let start = Instant::now();
+        let request_length = content_length(req.headers());
         node.metrics().in_flight.inc();
         let (route, result) = dispatch(&node, req).await;
         node.metrics().in_flight.dec();
@@ -41,6 +43,18 @@ pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Bo
             );
         }
         let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            match route {
+                "put_block" => node
+                    .traffic()
+                    .record(Op::Put, request_length, start.elapsed()),
+                "get_block" if method == Method::GET => {
+                    let sent = content_length(resp.headers());
+                    node.traffic().record(Op::Get, sent, start.elapsed());
+                }
+                _ => {}
+            }
+        }
         node.metrics()
             .requests
             .get_or_create(&RequestLabels {
@@ -50,8 +64,11 @@ pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Bo
             })
             .inc();
         let elapsed_ms = start.elapsed().as_millis() as u64;
-        if matches!(route, "node_status" | "health" | "metrics") {
-            // Heartbeats and scrapes: frequent and routine.
+        if matches!(
+            route,
+            "node_status" | "health" | "metrics" | "status_page" | "status_json"
+        ) {
+            // Heartbeats, scrapes and pages reloading: frequent and routine.
             tracing::debug!(route, status, elapsed_ms, "handled");
         } else {
             tracing::info!(route, status, elapsed_ms, "handled");
@@ -65,6 +82,10 @@ pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Bo
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /`: the status page, for a browser.
+    Root,
+    /// `GET /_status.json`.
+    StatusJson,
     /// `GET /_health/ping`.
     Health,
     /// `GET /metrics`.
@@ -127,6 +148,8 @@ impl Route {
     pub fn of(method: &Method, path: &str) -> Route {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
+            [""] => Route::Root,
+            ["_status.json"] => Route::StatusJson,
             ["_health", "ping"] => Route::Health,
             ["metrics"] => Route::Metrics,
             ["_keep", "node"] => Route::NodeStatus,
@@ -157,6 +180,8 @@ impl Route {
     /// The route's name in metrics and logs.
     pub fn name(&self) -> &'static str {
         match self {
+            Route::Root => "status_page",
+            Route::StatusJson => "status_json",
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::NodeStatus => "node_status",
@@ -185,6 +210,7 @@ impl Route {
     fn methods(&self) -> Option<Method> {
         match self {
             Route::Health
+            | Route::StatusJson
             | Route::Metrics
             | Route::NodeStatus
             | Route::Workers
@@ -290,6 +316,9 @@ async fn serve(
 ) -> Result<Response<Body>, ApiError> {
     let store = node.store();
     match route {
+        Route::Root if req.method() == Method::GET => status::root(node, req.headers()).await,
+        Route::Root => Err(ApiError::bad_request("unknown route /")),
+        Route::StatusJson => status::json(node).await,
         Route::Health => Ok(keep_http::body::json(StatusCode::OK, r#"{"health":"OK"}"#)),
         Route::Metrics => Ok(metrics(node)),
         Route::NodeStatus => Ok(node::status(node)),
@@ -339,6 +368,15 @@ fn metrics(node: &Keepstore) -> Response<Body> {
         resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     resp
+}
+
+/// A message's `Content-Length` (0 when absent or unreadable).
+fn content_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn looks_like_block(segment: &str) -> bool {

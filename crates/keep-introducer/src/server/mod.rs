@@ -3,11 +3,12 @@
 
 mod metrics;
 mod routes;
+pub mod status;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use keep_http::ServeOptions;
 use tokio::net::TcpListener;
@@ -28,6 +29,9 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// Accept-loop limits.
     pub serve: ServeOptions,
+    /// Whether `GET /` (to a browser) and `GET /_status.json` answer the
+    /// status page.
+    pub status_pages: bool,
 }
 
 impl ServerConfig {
@@ -38,6 +42,7 @@ impl ServerConfig {
             cluster_key,
             max_wait: Duration::from_secs(60),
             serve: ServeOptions::default(),
+            status_pages: true,
         }
     }
 }
@@ -65,6 +70,11 @@ pub(crate) struct State {
     max_wait: Duration,
     /// Cancelled when shutdown begins: waiting subscribers answer at once.
     stopping: CancellationToken,
+    /// When the introducer started.
+    started_at: SystemTime,
+    status_pages: bool,
+    /// Cleans what the status page shows.
+    redactor: keep_status::Redactor,
 }
 
 /// Loads the table from `config.state_dir`, then serves on `listener` until
@@ -85,10 +95,13 @@ pub async fn run(
     let state = Arc::new(State {
         store: Mutex::new(store),
         snapshot: watch::Sender::new(snapshot.clone()),
-        key: config.cluster_key,
+        key: config.cluster_key.clone(),
         metrics: metrics::Metrics::new(),
         max_wait: config.max_wait,
         stopping: CancellationToken::new(),
+        started_at: SystemTime::now(),
+        status_pages: config.status_pages,
+        redactor: status::redactor(&config.cluster_key),
     });
     state.update_table_gauge(&snapshot);
     let stopping = state.stopping.clone();

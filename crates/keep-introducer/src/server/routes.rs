@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use keep_http::Body;
 use keep_http::body::{json, text};
 
-use super::State;
+use super::{State, status};
 use crate::SignedAnnouncement;
 use crate::store::{Outcome, StoreError};
 use crate::wire::{
@@ -31,6 +31,10 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
             resp
         }
         (&Method::GET, "/_health/ping") => json(StatusCode::OK, r#"{"health":"OK"}"#),
+        (&Method::GET, "/") if state.status_pages && keep_status::wants_html(req.headers()) => {
+            status::page(&state)
+        }
+        (&Method::GET, "/_status.json") if state.status_pages => status::json(&state),
         (_, ANNOUNCE_PATH | ANNOUNCEMENTS_PATH | "/metrics" | "/_health/ping") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }

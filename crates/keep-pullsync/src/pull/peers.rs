@@ -79,6 +79,7 @@ impl PeerPullers {
         if let Some((_, token)) = self.running.remove(uuid) {
             tracing::info!(peer = %uuid, "pullsync from this peer stops");
             token.cancel();
+            self.shared.progress.forget(uuid);
         }
     }
 

@@ -84,7 +84,23 @@ impl BinPuller {
             .await?;
         self.cursor = reply.cursors[usize::from(self.bin)];
         self.epoch = Some(reply.epoch);
+        self.report();
         Ok(())
+    }
+
+    /// Tells the node's sync progress where this bin stands.
+    fn report(&self) {
+        let synced = self.synced.first_gap(1).map_or(u64::MAX, |(s, _)| s - 1);
+        let (cursor, received, known) = (self.cursor, self.received, self.epoch.is_some());
+        self.shared
+            .progress
+            .update(&self.peer.uuid, self.epoch, self.bin, |b| {
+                b.cursor = cursor;
+                b.synced = synced;
+                b.received_blocks = received.blocks;
+                b.received_bytes = received.bytes;
+                b.known = known;
+            });
     }
 
     /// The first BinID not synced yet.
@@ -218,6 +234,7 @@ impl BinPuller {
             return Ok(());
         };
         self.synced.add(from, to);
+        self.report();
         let (peer, bin, set) = (self.peer.uuid.clone(), self.bin, self.synced.clone());
         self.shared
             .intervals(move |s| s.put(&peer, bin, epoch, &set))

@@ -123,6 +123,9 @@ pub struct FileConfig {
     /// Where the node keeps its own state (uuid); default: the first
     /// directory volume, or `./keepstore-state` with S3 volumes only.
     pub state_dir: Option<PathBuf>,
+    /// Whether `GET /` (to a browser) and `GET /_status.json` answer the
+    /// status page (default true).
+    pub status_pages: Option<bool>,
 }
 
 impl FileConfig {

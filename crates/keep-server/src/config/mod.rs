@@ -119,6 +119,8 @@ pub struct Config {
     pub pullsync: PullsyncConfig,
     /// Where the node keeps its own state.
     pub state_dir: Option<PathBuf>,
+    /// Whether the status page and `/_status.json` are served.
+    pub status_pages: bool,
 }
 
 impl Config {

@@ -122,6 +122,7 @@ impl FileConfig {
             introducer_client: self.introducer_timing(&c)?,
             pullsync: self.pullsync_config(&c)?,
             state_dir: self.state_dir.clone(),
+            status_pages: self.status_pages.unwrap_or(true),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod get;
 pub mod index;
 pub mod node;
 pub mod put;
+pub mod status;
 pub mod sync;
 pub mod worklists;
 
