@@ -176,11 +176,16 @@ fn both_nodes_show_up_in_the_browser_and_a_killed_one_goes_down_within_a_heartbe
     wait_for("node 1 shown down", 10, || {
         (status_json(&client)["peers"][0]["state"] == "down").then_some(())
     });
+    // Within the heartbeat interval, give or take the scheduling of a busy
+    // test machine (the status is polled every 20 ms).
     let took = killed.elapsed();
+    let interval = Duration::from_millis(300);
+    let slack = Duration::from_millis(700);
     assert!(
-        took < Duration::from_secs(2),
-        "down after {took:?}, heartbeats every 300 ms"
+        took < interval + slack,
+        "down after {took:?}, heartbeats every {interval:?}"
     );
+    eprintln!("node 1 shown down {took:?} after it was killed");
     let page = dom(&urls[0]);
     assert_eq!(
         row_state(&page, &c.uuids[1]).as_deref(),
