@@ -197,6 +197,10 @@ fn a_read_a_peer_can_answer_does_not_wait_for_a_failed_s3_volume() {
                     "--replication".into(),
                     "1".into(),
                 ],
+                // Only the read path asks the volumes here: pullsync,
+                // which would ask them whether they lack the peer's
+                // blocks, stays off.
+                config: Some("[pullsync]\nenabled = false\n".into()),
                 volumes: vec![dir.join("disk")],
                 volume_specs,
                 env: vec![
