@@ -207,7 +207,6 @@ fn a_read_a_peer_can_answer_does_not_wait_for_a_failed_s3_volume() {
                     ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
                     ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
                 ],
-                ..Default::default()
             },
         )
     };
