@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let (file, source) = Flags::parse().merge()?;
     let config = file.validate(&source)?;
+    keep_server::limits::raise_open_files(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

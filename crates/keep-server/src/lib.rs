@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod keepstore;
+pub mod limits;
 pub mod metrics;
 pub mod router;
 pub mod server;

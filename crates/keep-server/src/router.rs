@@ -58,7 +58,7 @@ pub async fn handle(node: Arc<Keepstore>, req: Request<Incoming>) -> Response<Bo
         node.metrics()
             .requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
+                method: method_label(&method).to_owned(),
                 route: route.into(),
                 status,
             })
@@ -370,6 +370,21 @@ fn metrics(node: &Keepstore) -> Response<Body> {
     resp
 }
 
+/// A method as the request metrics label it: the methods some route
+/// answers by name, any other as `other`, so a client cannot add series
+/// by inventing method names.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "TOUCH" => "TOUCH",
+        _ => "other",
+    }
+}
+
 /// A message's `Content-Length` (0 when absent or unreadable).
 fn content_length(headers: &http::HeaderMap) -> u64 {
     headers
@@ -419,5 +434,14 @@ mod tests {
         }
         assert_eq!(r("GET", "/_keep/sync/cursors").methods(), Some(Method::GET));
         assert_eq!(r("GET", "/_keep/sync/nope"), Route::Unknown);
+    }
+
+    #[test]
+    fn metrics_label_invented_methods_as_other() {
+        let m = |s: &str| method_label(&s.parse().unwrap());
+        assert_eq!(m("TOUCH"), "TOUCH");
+        assert_eq!(m("GET"), "GET");
+        assert_eq!(m("XYZZY"), "other");
+        assert_eq!(m("get"), "other", "methods are case-sensitive");
     }
 }

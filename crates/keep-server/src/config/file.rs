@@ -71,6 +71,9 @@ pub struct FileConfig {
     pub uuid: Option<String>,
     /// Desired copies per block (default [`defaults::REPLICATION`]).
     pub replication: Option<u32>,
+    /// The most copies a PUT without the admin token or a node credential
+    /// may ask for with `X-Keep-Desired-Replicas` (default: `replication`).
+    pub max_anonymous_replicas: Option<u32>,
     /// Serve reads only.
     pub read_only: Option<bool>,
     /// How long trashed blocks stay restorable, e.g. `"336h"` (default

@@ -83,6 +83,8 @@ pub struct Config {
     pub uuid: Option<String>,
     /// Desired copies per block.
     pub replication: u32,
+    /// The most copies an anonymous PUT may ask for.
+    pub max_anonymous_replicas: u32,
     /// Serve reads only.
     pub read_only: bool,
     /// How long trashed blocks stay restorable.

@@ -127,3 +127,18 @@ fn remote_heartbeat_and_pull_settings_come_from_the_file() {
     std::fs::write(&path, "[remote]\nbogus = 1\n").unwrap();
     assert!(FileConfig::load(&path).is_err(), "unknown keys are refused");
 }
+
+#[test]
+fn anonymous_replicas_default_to_the_replication_and_are_at_least_one() {
+    let cfg = FileConfig {
+        replication: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(cfg.validate("f").unwrap().max_anonymous_replicas, 3);
+    let cfg = FileConfig {
+        max_anonymous_replicas: Some(0),
+        ..Default::default()
+    };
+    let e = cfg.validate("f").unwrap_err().to_string();
+    assert!(e.starts_with("f: max_anonymous_replicas:"), "{e}");
+}

@@ -62,6 +62,10 @@ impl FileConfig {
         if replication == 0 {
             return Err(c.err("replication", "must be at least 1"));
         }
+        let max_anonymous_replicas = self.max_anonymous_replicas.unwrap_or(replication);
+        if max_anonymous_replicas == 0 {
+            return Err(c.err("max_anonymous_replicas", "must be at least 1"));
+        }
         if let Some(uuid) = &self.uuid {
             check_uuid(uuid, "bi6l4").map_err(|m| c.err("uuid", m))?;
         }
@@ -78,6 +82,7 @@ impl FileConfig {
             public_url: self.public_url.clone(),
             uuid: self.uuid.clone(),
             replication,
+            max_anonymous_replicas,
             read_only,
             trash_lifetime,
             trash_check_interval: c.duration(

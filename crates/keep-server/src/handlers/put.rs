@@ -28,8 +28,11 @@ pub async fn put_block(
 ) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = req.into_parts();
     let hash = parse_locator(parts.uri.path())?.hash;
+    // Every header is checked before a byte is stored: a refused request
+    // leaves no trace.
     let declared = content_length(&parts.headers)?;
     let classes = storage_classes(&parts.headers)?;
+    let desired = desired_replicas(&parts.headers)?;
     if declared.is_some_and(|n| n > MAX_BLOCK_SIZE) {
         return Err(BodyError::TooLarge.into());
     }
@@ -51,8 +54,7 @@ pub async fn put_block(
     let mut replicas = stored_on.params().replication as usize;
     let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
     if !local_only && let Some(cluster) = node.cluster() {
-        let desired =
-            desired_replicas(&parts.headers)?.unwrap_or(node.config().replication as usize);
+        let desired = allowed_replicas(node, &parts, desired);
         if desired > replicas {
             let need = desired - replicas;
             replicas +=
@@ -83,7 +85,35 @@ pub async fn put_block(
     Ok(resp)
 }
 
-/// `X-Keep-Desired-Replicas`: absent is fine, malformed is 400.
+/// The most copies any PUT may ask for.
+const MAX_REPLICAS: usize = 64;
+
+/// How many copies this PUT gets: what it asked for (else the cluster's
+/// replication), at most [`MAX_REPLICAS`] for the admin and for peers, and
+/// at most `max_anonymous_replicas` for anyone else: a PUT needs no token,
+/// so a client must not make the cluster fan out at will.
+fn allowed_replicas(node: &Keepstore, parts: &http::request::Parts, asked: Option<usize>) -> usize {
+    let config = node.config();
+    let wanted = asked.unwrap_or(config.replication as usize);
+    let trusted = auth::require_admin(
+        config.system_root_token.as_ref(),
+        &parts.headers,
+        &parts.uri,
+    )
+    .is_ok()
+        || node
+            .cluster()
+            .is_some_and(|c| c.is_peer(&parts.headers, &parts.uri));
+    let limit = if trusted {
+        MAX_REPLICAS
+    } else {
+        config.max_anonymous_replicas as usize
+    };
+    wanted.min(limit)
+}
+
+/// `X-Keep-Desired-Replicas`: absent is fine, malformed is 400 (also on a
+/// node outside a cluster, where it changes nothing).
 fn desired_replicas(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
     match headers.get("x-keep-desired-replicas") {
         None => Ok(None),
@@ -92,7 +122,7 @@ fn desired_replicas(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok())
             .filter(|n| *n >= 1)
-            .map(|n| Some(n.min(64)))
+            .map(|n| Some(n.min(MAX_REPLICAS)))
             .ok_or_else(|| ApiError::bad_request("malformed X-Keep-Desired-Replicas")),
     }
 }

@@ -1,0 +1,135 @@
+//! Clients that do not play fair: refused requests leave no trace, an
+//! anonymous PUT cannot make the cluster fan out at will, invented method
+//! names cannot grow the metrics, and the node sees to its open-file
+//! limit before it takes connections.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use keep_tests::cluster::{Cluster, ROOT_TOKEN};
+use keep_tests::{Keepstore, NodeOptions, bin_path, blocks_on_disk, md5_hex, random_bytes};
+
+#[test]
+fn malformed_headers_are_refused_before_a_byte_is_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let client = node.client();
+    for (i, bad) in ["abc", "0", "-1", "2 copies", ""].iter().enumerate() {
+        let data = random_bytes(1000 + i, i as u64);
+        let hash = md5_hex(&data);
+        let r = client.call(
+            "PUT",
+            &format!("/{hash}"),
+            Some(&data),
+            &[("X-Keep-Desired-Replicas", bad)],
+        );
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.text());
+        assert!(r.text().contains("X-Keep-Desired-Replicas"), "{}", r.text());
+        let head = client.call("HEAD", &format!("/{hash}+{}", data.len()), None, &[]);
+        assert_eq!(head.status, 404, "{bad:?}: the refused block was stored");
+    }
+    // A good request still works, and the refused ones left no file.
+    let data = random_bytes(999, 99);
+    let r = client.call(
+        "PUT",
+        &format!("/{}", md5_hex(&data)),
+        Some(&data),
+        &[("X-Keep-Desired-Replicas", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    keep_tests::wait_for("the good block placed", 10, || {
+        (blocks_on_disk(&node.volumes[0]).len() == 1).then_some(())
+    });
+}
+
+#[test]
+fn an_anonymous_put_gets_at_most_max_anonymous_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Replication 2 over three nodes: an anonymous PUT asking for three
+    // copies gets two; the admin gets three.
+    let c = Cluster::start(tmp.path(), 3, "");
+    let put = |data: &[u8], token: Option<&str>| {
+        let client = match token {
+            Some(t) => c.nodes[0].client().with_token(t),
+            None => c.nodes[0].client(),
+        };
+        let r = client.call(
+            "PUT",
+            &format!("/{}", md5_hex(data)),
+            Some(data),
+            &[("X-Keep-Desired-Replicas", "3")],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.header("x-keep-replicas-stored").unwrap().to_owned()
+    };
+    assert_eq!(put(&random_bytes(5000, 1), None), "2");
+    assert_eq!(put(&random_bytes(5000, 2), Some("some client token")), "2");
+    assert_eq!(put(&random_bytes(5000, 3), Some(ROOT_TOKEN)), "3");
+}
+
+#[test]
+fn invented_method_names_do_not_add_metric_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Keepstore::start(tmp.path(), NodeOptions::default());
+    let client = node.client();
+    let addr = node.url.strip_prefix("http://").unwrap();
+    for i in 0..20 {
+        let request = format!("XMETHOD{i} /index HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = keep_tests::http::raw(addr, request.as_bytes(), false);
+        assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    }
+    let metrics = client.get("/metrics").text();
+    assert!(!metrics.contains("XMETHOD"), "a series per invented method");
+    let other: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("keepstore_requests_total{") && l.contains("method=\"other\""))
+        .collect();
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert!(other[0].ends_with(" 20"), "{other:?}");
+}
+
+/// Starts `keepstore` under `prlimit --nofile=SOFT:HARD`: its pid once it
+/// listens, or its stderr if it exits first.
+fn keepstore_with_nofile(dir: &std::path::Path, soft: u64, hard: u64) -> Result<u32, String> {
+    let mut child = Command::new("prlimit")
+        .arg(format!("--nofile={soft}:{hard}"))
+        .arg("--")
+        .arg(bin_path("keepstore"))
+        .args(["--listen", "127.0.0.1:0", "--volume"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    if BufReader::new(stdout).read_line(&mut line).unwrap_or(0) == 0 {
+        let out = child.wait_with_output().unwrap();
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let pid = child.id();
+    // Left running until the test reads its limits; killed below.
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+#[test]
+fn the_node_raises_its_open_file_limit_or_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Default max_connections (1024) and one volume need 1600 files.
+    let err = keepstore_with_nofile(&tmp.path().join("low"), 300, 300).unwrap_err();
+    assert!(err.contains("open-file limit"), "{err}");
+    assert!(err.contains("max_connections = 1024"), "{err}");
+    let pid = keepstore_with_nofile(&tmp.path().join("ok"), 300, 5000).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let soft: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        soft[3], "5000",
+        "the soft limit was raised to the hard one: {row}"
+    );
+}
