@@ -418,6 +418,19 @@ async fn a_journal_switched_off_by_a_full_disk_comes_back() {
     }
 }
 
+/// Running out of file descriptors is as passing as running out of space:
+/// the journal comes back without a restart, the failed block placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_switched_off_by_too_many_open_files_comes_back() {
+    let (_tmp, vol, hash, data) = switched_off_by(rustix::io::Errno::MFILE, 37).await;
+    let path = layout::block_path(vol.root(), &hash);
+    assert!(!path.exists());
+    vol.inner.journal.retry_now();
+    assert!(recover(&vol).await, "EMFILE is transient");
+    assert!(vol.inner.journal.usable());
+    assert_eq!(std::fs::read(&path).unwrap(), data[..]);
+}
+
 /// Any other failure keeps the journal off until the next open, which
 /// then writes the block the placer failed on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

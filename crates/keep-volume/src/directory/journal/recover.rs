@@ -1,9 +1,10 @@
-//! Switching a journal back on after it ran out of space.
+//! Switching a journal back on after it ran out of space or descriptors.
 //!
 //! A journal switched off by a failure stays off until the next open,
-//! except when every failure was running out of space (or quota): the
-//! operator may free some, and the node should not need a restart to get
-//! its fast small writes back. Then the journal thread tries again
+//! except when every failure was running out of space (or quota) or of
+//! file descriptors (`EMFILE`, `ENFILE`: a burst of connections, gone a
+//! moment later): the operator may free some, and the node should not
+//! need a restart to get its fast small writes back. Then the journal thread tries again
 //! ([`Writer::recover`]) when a small write finds the journal off and the
 //! retry is due: first [`FIRST_WAIT`] after the failure, then twice as
 //! long after each attempt that fails, up to [`MOST_WAIT`].
@@ -32,7 +33,10 @@ pub(super) const MOST_WAIT: Duration = Duration::from_secs(600);
 
 /// Whether a journal switched off by `e` may come back without a restart.
 pub(super) fn recoverable(e: &io::Error) -> bool {
-    matches!(Errno::from_io_error(e), Some(Errno::NOSPC | Errno::DQUOT))
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::NOSPC | Errno::DQUOT | Errno::MFILE | Errno::NFILE)
+    )
 }
 
 /// When a journal switched off tries to come back.
@@ -190,10 +194,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_running_out_of_space_or_quota_is_recoverable() {
+    fn only_running_out_of_space_quota_or_descriptors_is_recoverable() {
         for (errno, ok) in [
             (Errno::NOSPC, true),
             (Errno::DQUOT, true),
+            (Errno::MFILE, true),
+            (Errno::NFILE, true),
             (Errno::IO, false),
             (Errno::NOTDIR, false),
         ] {
