@@ -133,3 +133,32 @@ fn the_node_raises_its_open_file_limit_or_refuses_to_start() {
         "the soft limit was raised to the hard one: {row}"
     );
 }
+
+#[test]
+fn the_node_credential_counts_only_in_the_authorization_header_and_opens_only_peer_routes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::start(tmp.path(), 1, "");
+    let credential = keep_remote::node_credential(keep_tests::cluster::CLUSTER_KEY.as_bytes());
+    let client = c.nodes[0].client();
+    let bearer = format!("Bearer {credential}");
+    let r = client.call("GET", "/_keep/node", None, &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // In the query string or a cookie it is no credential.
+    let in_query = format!("/_keep/node?api_token={credential}");
+    assert_eq!(client.get(&in_query).status, 403);
+    use base64::Engine;
+    let cookie = format!(
+        "arvados_api_token={}",
+        base64::engine::general_purpose::URL_SAFE.encode(&credential)
+    );
+    let r = client.call("GET", "/_keep/node", None, &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 403);
+    // DELETE is for the admin: no node sends one.
+    let data = random_bytes(100, 7);
+    let locator = client.put_block(&data);
+    let path = format!("/{locator}");
+    let r = client.call("DELETE", &path, None, &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = c.admin(0).call("DELETE", &path, None, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+}

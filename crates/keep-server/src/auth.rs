@@ -12,6 +12,20 @@ use http::{HeaderMap, StatusCode, Uri, header};
 use crate::config::Secret;
 use crate::error::ApiError;
 
+/// The token of an `Authorization: Bearer T` header, and no other
+/// place: how nodes present their credential. A credential in a query
+/// string or a cookie (where logs, proxies and browsers keep it) is not
+/// one.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .find(|(scheme, rest)| scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty())
+        .map(|(_, rest)| rest.trim().to_owned())
+}
+
 /// The token a request carries, if any.
 pub fn token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     for value in headers.get_all(header::AUTHORIZATION) {

@@ -139,8 +139,6 @@ pub enum Access {
     Admin,
     /// Other nodes of the cluster (their node credential).
     Peer,
-    /// Peers, or holders of the system root token.
-    PeerOrAdmin,
 }
 
 impl Route {
@@ -232,8 +230,8 @@ impl Route {
             | Route::SyncOffer
             | Route::SyncWant
             | Route::SyncCancel => Access::Peer,
-            Route::DeleteBlock => Access::PeerOrAdmin,
             Route::Workers
+            | Route::DeleteBlock
             | Route::MountBlocks(_)
             | Route::Index(_)
             | Route::Pull
@@ -281,15 +279,10 @@ fn authorize(node: &Keepstore, access: Access, req: &Request<Incoming>) -> Resul
             req.uri(),
         )
     };
-    let from_peer = || {
-        node.cluster()
-            .is_some_and(|c| c.is_peer(req.headers(), req.uri()))
-    };
+    let from_peer = || node.cluster().is_some_and(|c| c.is_peer(req.headers()));
     match access {
         Access::Anyone => Ok(()),
         Access::Admin => admin(),
-        Access::PeerOrAdmin if from_peer() => Ok(()),
-        Access::PeerOrAdmin => admin(),
         Access::Peer => {
             if auth::token(req.headers(), req.uri()).is_none() {
                 Err(ApiError::new(
@@ -420,7 +413,11 @@ mod tests {
             r("PUT", "/acbd18db4cc2f85cedef654fccc4a4d8"),
             Route::PutBlock
         );
-        assert_eq!(r("DELETE", block).access(), Access::PeerOrAdmin);
+        assert_eq!(
+            r("DELETE", block).access(),
+            Access::Admin,
+            "no node sends one"
+        );
         assert_eq!(r("PATCH", block), Route::OtherBlockMethod);
         assert_eq!(r("GET", "/index/ab"), Route::Index("ab".into()));
         assert_eq!(r("GET", "/_keep/workers").access(), Access::Admin);

@@ -13,7 +13,7 @@ pub mod replicate;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use keep_introducer::client::{ClientConfig, IntroducerClient, NodeInfo};
 use keep_introducer::{ClusterKey, DOWNLOAD_STORAGE, UPLOAD_STORAGE};
 use keep_remote::{HeartbeatConfig, NodeCredential, Pool, RemoteConfig};
@@ -108,9 +108,11 @@ impl Cluster {
         &self.pool
     }
 
-    /// Whether a request comes from another node of the cluster.
-    pub fn is_peer(&self, headers: &HeaderMap, uri: &Uri) -> bool {
-        auth::token(headers, uri).is_some_and(|t| self.credential.matches(&t))
+    /// Whether a request comes from another node of the cluster: its
+    /// `Authorization: Bearer` header carries the node credential (only
+    /// there: not in a query string or a cookie).
+    pub fn is_peer(&self, headers: &HeaderMap) -> bool {
+        auth::bearer(headers).is_some_and(|t| self.credential.matches(&t))
     }
 
     /// Tells the introducers this node takes no more uploads, and waits

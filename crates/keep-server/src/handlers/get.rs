@@ -31,9 +31,7 @@ pub async fn get_block(
         return Err(ApiError::method_not_allowed());
     }
     let local_only = protocol::flag(&parts.headers, LOCAL_ONLY_HEADER);
-    let from_peer = node
-        .cluster()
-        .is_some_and(|c| c.is_peer(&parts.headers, &parts.uri));
+    let from_peer = node.cluster().is_some_and(|c| c.is_peer(&parts.headers));
     if !from_peer {
         check_permission(node, &loc, parts)?;
     }

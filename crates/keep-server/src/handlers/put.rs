@@ -101,9 +101,7 @@ fn allowed_replicas(node: &Keepstore, parts: &http::request::Parts, asked: Optio
         &parts.uri,
     )
     .is_ok()
-        || node
-            .cluster()
-            .is_some_and(|c| c.is_peer(&parts.headers, &parts.uri));
+        || node.cluster().is_some_and(|c| c.is_peer(&parts.headers));
     let limit = if trusted {
         MAX_REPLICAS
     } else {
