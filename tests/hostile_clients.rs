@@ -162,3 +162,60 @@ fn the_node_credential_counts_only_in_the_authorization_header_and_opens_only_pe
     let r = c.admin(0).call("DELETE", &path, None, &[]);
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[test]
+fn a_forwarded_read_answers_as_a_local_one_whatever_the_size_hint() {
+    use keep_locator::{BlockHash, placement};
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::start(tmp.path(), 3, "");
+    // A block node 0 is responsible for (with another node): stored there
+    // alone, pullsync brings it to the other, and the third never holds it.
+    let (data, outsider) = (0..)
+        .find_map(|seed| {
+            let data = random_bytes(3000, 1000 + seed);
+            let hash = BlockHash::from_hex(&md5_hex(&data)).unwrap();
+            let uuids: Vec<&str> = c.uuids.iter().map(String::as_str).collect();
+            let order = placement::permuted_order(&hash, &uuids);
+            order[..2].contains(&0).then(|| (data, order[2]))
+        })
+        .unwrap();
+    let hash = md5_hex(&data);
+    let r = c.nodes[0].client().call(
+        "PUT",
+        &format!("/{hash}"),
+        Some(&data),
+        &[("X-Keep-Local-Only", "true")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let holder = c.nodes[0].client();
+    let reader = c.nodes[outsider].client();
+    for hint in [data.len(), 1, 99_999] {
+        let path = format!("/{hash}+{hint}");
+        let local = holder.get(&path);
+        let forwarded = reader.get(&path);
+        assert_eq!(local.status, 200, "local GET with hint {hint}");
+        assert_eq!(
+            forwarded.status, local.status,
+            "forwarded GET with hint {hint}"
+        );
+        assert!(forwarded.body == data);
+        let local = holder.call("HEAD", &path, None, &[]);
+        let forwarded = reader.call("HEAD", &path, None, &[]);
+        assert_eq!(forwarded.status, 200, "forwarded HEAD with hint {hint}");
+        let length = data.len().to_string();
+        assert_eq!(local.header("content-length"), Some(length.as_str()));
+        assert_eq!(
+            forwarded.header("content-length"),
+            Some(length.as_str()),
+            "the block's size, not the hint {hint}"
+        );
+    }
+    // The outsider really forwarded: it holds no copy.
+    let r = reader.call(
+        "HEAD",
+        &format!("/{hash}+3000"),
+        None,
+        &[("X-Keep-Local-Only", "true")],
+    );
+    assert_eq!(r.status, 404);
+}

@@ -287,12 +287,14 @@ impl Remote {
     /// A forwarded read: `GET /{md5}+{size}` with `X-Keep-Local-Only:
     /// true`, so the peer answers from its own volumes only. The answer and
     /// its first byte must come within `read_first_byte_timeout`; the block
-    /// is then streamed, never buffered.
+    /// is then streamed, never buffered. `size` is the client's hint: the
+    /// peer's `Content-Length` decides the block's size, as a local read
+    /// answers a locator with a wrong size hint (the bytes are verified by
+    /// their hash anyway).
     ///
     /// # Errors
     ///
-    /// [`RemoteError::NotFound`] when the peer does not hold the block;
-    /// [`RemoteError::Protocol`] when it announces another length.
+    /// [`RemoteError::NotFound`] when the peer does not hold the block.
     pub async fn read(&self, hash: &BlockHash, size: u64) -> Result<RemoteBlock, RemoteError> {
         let first_byte = Instant::now() + self.config.read_first_byte_timeout;
         let req = self.request(
@@ -302,6 +304,7 @@ impl Remote {
             body::empty(),
         )?;
         let resp = self.send(req, first_byte).await?;
+        let size = content_length(&resp)?.unwrap_or(size);
         let block = block_answer(resp, size, first_byte, &self.config, || {
             format!("read of {hash}+{size}")
         })
@@ -310,9 +313,10 @@ impl Remote {
         Ok(block)
     }
 
-    /// Whether the peer holds the block: `HEAD /{md5}+{size}` with
-    /// `X-Keep-Local-Only: true`, within `read_first_byte_timeout`.
-    pub async fn has(&self, hash: &BlockHash, size: u64) -> Result<bool, RemoteError> {
+    /// The block's size if the peer holds it (its `Content-Length`, not the
+    /// hint `size`): `HEAD /{md5}+{size}` with `X-Keep-Local-Only: true`,
+    /// within `read_first_byte_timeout`.
+    pub async fn has(&self, hash: &BlockHash, size: u64) -> Result<Option<u64>, RemoteError> {
         let deadline = Instant::now() + self.config.read_first_byte_timeout;
         let req = self.request(
             Method::HEAD,
@@ -322,8 +326,8 @@ impl Remote {
         )?;
         let resp = self.send(req, deadline).await?;
         match resp.status() {
-            StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            StatusCode::OK => Ok(Some(content_length(&resp)?.unwrap_or(size))),
+            StatusCode::NOT_FOUND => Ok(None),
             _ => Err(status_error(resp, deadline).await),
         }
     }

@@ -238,14 +238,18 @@ async fn read_and_has_of_missing_and_present_blocks() {
         remote.read(&missing, 7).await,
         Err(RemoteError::NotFound)
     ));
-    assert!(!remote.has(&missing, 7).await.unwrap());
+    assert_eq!(remote.has(&missing, 7).await.unwrap(), None);
 
     let hash = node.peer.store(b"present");
-    assert!(remote.has(&hash, 7).await.unwrap());
+    assert_eq!(remote.has(&hash, 7).await.unwrap(), Some(7));
     let head = node.peer.seen().pop().unwrap();
     assert_eq!(head.method, http::Method::HEAD);
     assert_eq!(head.path, format!("/{hash}+7"));
     assert_eq!(head.headers.get(LOCAL_ONLY_HEADER).unwrap(), "true");
+    // A wrong size hint: the peer's length is the block's.
+    assert_eq!(remote.has(&hash, 99).await.unwrap(), Some(7));
+    let got = remote.read(&hash, 99).await.unwrap();
+    assert_eq!(got.size, 7);
 }
 
 #[tokio::test]

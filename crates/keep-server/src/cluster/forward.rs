@@ -20,8 +20,8 @@ pub async fn read(
     for remote in pool.read_order(&hash) {
         if head {
             match remote.has(&hash, size).await {
-                Ok(true) => return Ok(Some(Found::Exists(size))),
-                Ok(false) => continue,
+                Ok(Some(real)) => return Ok(Some(Found::Exists(real))),
+                Ok(None) => continue,
                 Err(e) => {
                     report(pool, &remote.uuid, &e);
                     continue;
