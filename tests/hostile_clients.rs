@@ -219,3 +219,57 @@ fn a_forwarded_read_answers_as_a_local_one_whatever_the_size_hint() {
     );
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn stalled_put_bodies_are_cut_off_and_give_their_buffers_back() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    // 4 MiB of buffers: four stalled 1 MiB PUTs would hold all of it.
+    let node = Keepstore::start(
+        tmp.path(),
+        NodeOptions {
+            config: Some(
+                "max_buffer_memory = \"4MiB\"\nrequest_body_idle_timeout = \"1s\"\n".into(),
+            ),
+            volumes: vec![tmp.path().join("vol0")],
+            ..NodeOptions::default()
+        },
+    );
+    let addr = node.url.strip_prefix("http://").unwrap().to_owned();
+    let hash = md5_hex(&random_bytes(1 << 20, 5));
+    let started = Instant::now();
+    let stalled: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head =
+                format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nA");
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Meanwhile an honest PUT gets its buffer within a few seconds, not
+    // after the 30 s a request waits for buffer memory.
+    let data = random_bytes(1 << 20, 6);
+    let r = node
+        .client()
+        .call("PUT", &format!("/{}", md5_hex(&data)), Some(&data), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Each stalled request was answered 408 and nothing of it kept.
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = vec![0; 64];
+        let n = s.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let head = node
+        .client()
+        .call("HEAD", &format!("/{hash}+1048576"), None, &[]);
+    assert_eq!(head.status, 404);
+}

@@ -69,6 +69,7 @@ impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         let status = match e {
             BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             BodyError::LengthMismatch { .. }
             | BodyError::HashMismatch { .. }
             | BodyError::Source(_) => StatusCode::BAD_REQUEST,
@@ -108,6 +109,8 @@ mod tests {
         assert_eq!(s(SignatureError::Expired.into()), 401);
         assert_eq!(s(SignatureError::Invalid.into()), 400);
         assert_eq!(s(BodyError::TooLarge.into()), 413);
+        let stalled = BodyError::Stalled(std::time::Duration::from_secs(1));
+        assert_eq!(s(stalled.into()), 408);
         let h = BlockHash::EMPTY;
         assert_eq!(
             s(BodyError::HashMismatch {

@@ -50,6 +50,10 @@ pub enum BodyError {
     /// The source of the data failed (client went away, peer broke off).
     #[error("reading the body failed: {0}")]
     Source(String),
+    /// The source sent nothing for this long: a client stalling on purpose
+    /// (or a dead one) is cut off, its buffer given back.
+    #[error("no data in the body for {0:?}")]
+    Stalled(std::time::Duration),
 }
 
 /// The data of one block being written: a chunk stream with its expected

@@ -31,6 +31,10 @@ pub const MAX_WORK_LIST_ITEMS: usize = 100_000;
 pub const MAX_CONNECTIONS: usize = 1024;
 /// `header_read_timeout`.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `request_body_idle_timeout`: long enough for any client that is
+/// sending, short enough that stalled PUTs give their buffers back before
+/// other requests waiting for buffer memory give up.
+pub const REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `pull_connect_timeout`.
 pub const PULL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `pull_idle_timeout`.

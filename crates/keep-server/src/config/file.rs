@@ -103,6 +103,10 @@ pub struct FileConfig {
     /// How long a client may take to send a request's headers (default
     /// [`defaults::HEADER_READ_TIMEOUT`]).
     pub header_read_timeout: Option<String>,
+    /// How long a PUT's body may send nothing before the request is cut
+    /// off with 408 and its buffer given back (default
+    /// [`defaults::REQUEST_BODY_IDLE_TIMEOUT`]).
+    pub request_body_idle_timeout: Option<String>,
     /// How long background workers get to stop at shutdown before they
     /// are aborted (default [`defaults::WORKER_SHUTDOWN_DEADLINE`]).
     pub worker_shutdown_deadline: Option<String>,

@@ -105,6 +105,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a PUT's body may send nothing.
+    pub request_body_idle_timeout: Duration,
     /// How long background workers get to stop at shutdown.
     pub worker_shutdown_deadline: Duration,
     /// The timeouts of pulls from the servers a pull list names.

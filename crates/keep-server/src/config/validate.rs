@@ -111,6 +111,11 @@ impl FileConfig {
                 &self.header_read_timeout,
                 defaults::HEADER_READ_TIMEOUT,
             )?,
+            request_body_idle_timeout: c.positive(
+                "request_body_idle_timeout",
+                &self.request_body_idle_timeout,
+                defaults::REQUEST_BODY_IDLE_TIMEOUT,
+            )?,
             worker_shutdown_deadline: c.duration(
                 "worker_shutdown_deadline",
                 &self.worker_shutdown_deadline,

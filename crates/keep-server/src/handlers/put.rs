@@ -43,6 +43,7 @@ pub async fn put_block(
         .await?;
     let received = Arc::new(AtomicU64::new(0));
     let stream = incoming_stream(incoming, node.metrics().clone(), received.clone());
+    let stream = idle_limited(stream, node.config().request_body_idle_timeout);
     let body = BlockBody::new(hash, declared, stream);
 
     let place = Placement {
@@ -155,6 +156,21 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
             .map(Some)
             .ok_or_else(|| ApiError::bad_request("malformed Content-Length")),
     }
+}
+
+/// `stream`, failing with [`BodyError::Stalled`] when it yields nothing
+/// for `idle`: the store then drops the partial block, and the handler
+/// returns, giving the buffer reservation back.
+fn idle_limited(stream: ChunkStream, idle: std::time::Duration) -> ChunkStream {
+    futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((Err(BodyError::Stalled(idle)), None)),
+        }
+    })
+    .boxed()
 }
 
 /// The request body as a chunk stream, counted as it arrives.
