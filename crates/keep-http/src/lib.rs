@@ -52,6 +52,7 @@
 //! ```
 
 pub mod body;
+pub mod deadline;
 pub mod request_id;
 pub mod serve;
 pub mod signal;

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::Body;
+use crate::deadline::WriteDeadline;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a write of an answer may wait for the client to read: past
+    /// it the connection ends (a client that never reads holds no slot).
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -37,6 +41,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -91,6 +96,7 @@ where
             let fut = handler(req);
             async move { Ok::<_, Infallible>(fut.await) }
         });
+        let stream = WriteDeadline::new(stream, opts.write_timeout);
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -174,5 +180,41 @@ mod tests {
         assert!(slow.await.unwrap().ends_with("hi"));
         assert!(server.await.unwrap(), "drained in time");
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_gives_its_slot_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opts = ServeOptions {
+            max_connections: 1,
+            write_timeout: Duration::from_millis(300),
+            ..ServeOptions::default()
+        };
+        tokio::spawn(serve(
+            listener,
+            |req: Request<Incoming>| async move {
+                let big = req.uri().path() == "/big";
+                Response::new(body::full(if big {
+                    vec![0u8; 64 << 20]
+                } else {
+                    b"ok".to_vec()
+                }))
+            },
+            std::future::pending(),
+            opts,
+        ));
+        // The only slot: a client asks for 64 MiB and reads none of it.
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // Another client is served once the stalled write times out.
+        let answer = tokio::time::timeout(Duration::from_secs(10), get(addr))
+            .await
+            .expect("served while the slot's client stalls");
+        assert!(answer.ends_with("ok"), "{answer}");
+        drop(stalled);
     }
 }

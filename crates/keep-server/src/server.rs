@@ -71,6 +71,7 @@ impl Server {
             max_connections: cfg.max_connections,
             shutdown_grace: cfg.shutdown_grace,
             header_read_timeout: cfg.header_read_timeout,
+            write_timeout: cfg.response_write_timeout,
         };
         self.node.start_workers();
         // On shutdown, say so first (answers carry X-Keep-Draining, the

@@ -35,6 +35,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// sending, short enough that stalled PUTs give their buffers back before
 /// other requests waiting for buffer memory give up.
 pub const REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `response_write_timeout`: a client that reads nothing of an answer
+/// for this long loses its connection.
+pub const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// `pull_connect_timeout`.
 pub const PULL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `pull_idle_timeout`.

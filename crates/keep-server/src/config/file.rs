@@ -107,6 +107,10 @@ pub struct FileConfig {
     /// off with 408 and its buffer given back (default
     /// [`defaults::REQUEST_BODY_IDLE_TIMEOUT`]).
     pub request_body_idle_timeout: Option<String>,
+    /// How long the node waits for a client to read any of an answer
+    /// before it ends the connection (default
+    /// [`defaults::RESPONSE_WRITE_TIMEOUT`]).
+    pub response_write_timeout: Option<String>,
     /// How long background workers get to stop at shutdown before they
     /// are aborted (default [`defaults::WORKER_SHUTDOWN_DEADLINE`]).
     pub worker_shutdown_deadline: Option<String>,

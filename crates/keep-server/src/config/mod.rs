@@ -107,6 +107,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long a PUT's body may send nothing.
     pub request_body_idle_timeout: Duration,
+    /// How long an answer's write may wait for the client to read.
+    pub response_write_timeout: Duration,
     /// How long background workers get to stop at shutdown.
     pub worker_shutdown_deadline: Duration,
     /// The timeouts of pulls from the servers a pull list names.

@@ -116,6 +116,11 @@ impl FileConfig {
                 &self.request_body_idle_timeout,
                 defaults::REQUEST_BODY_IDLE_TIMEOUT,
             )?,
+            response_write_timeout: c.positive(
+                "response_write_timeout",
+                &self.response_write_timeout,
+                defaults::RESPONSE_WRITE_TIMEOUT,
+            )?,
             worker_shutdown_deadline: c.duration(
                 "worker_shutdown_deadline",
                 &self.worker_shutdown_deadline,
