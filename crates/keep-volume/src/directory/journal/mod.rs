@@ -89,9 +89,10 @@ const JOURNAL_BYTES: u64 = 32 << 20;
 const GROW_STEP: u64 = 1 << 20;
 /// One batch carries at most this much data.
 const BATCH_BYTES: usize = 2 << 20;
-/// Writes queued for the journal thread (at most 64 KiB each); more wait
-/// to be queued. With the batches below, at most about 10 MiB of block data
-/// sits in one volume's journal queues.
+/// Writes queued for the journal thread (at most 64 KiB of blocks each:
+/// one block, or several of [`Journal::write_many`]); more wait to be
+/// queued. With the batches below, at most about 10 MiB of block data sits
+/// in one volume's journal queues.
 const QUEUE: usize = 64;
 /// Journaled batches waiting for the placer thread.
 const PLACE_QUEUE: usize = 2;
@@ -259,15 +260,66 @@ impl Journal {
 
     /// Stores a verified block: answered once it is durable and visible.
     pub(crate) async fn write(&self, hash: BlockHash, data: Bytes) -> Result<(), VolumeError> {
-        let (done, answer) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(stopped)?;
-        tx.send(Msg::Write((hash, data, done)))
-            .await
-            .map_err(|_| stopped())?;
+        let answer = self.send(vec![(hash, data)]).await?;
         answer
             .await
             .map_err(|_| stopped())?
             .map_err(VolumeError::Io)
+    }
+
+    /// Stores verified blocks, each answered as [`Journal::write`] would,
+    /// in order. They go to the journal thread in as few messages as fit
+    /// [`JOURNAL_BLOCK_MAX`] bytes each (so the queue's bound holds), all
+    /// queued before the first answer is awaited: a batch of small blocks
+    /// costs a few queue trips and answers, not one per block, and
+    /// usually one flush.
+    pub(crate) async fn write_many(
+        &self,
+        blocks: Vec<(BlockHash, Bytes)>,
+    ) -> Vec<Result<(), VolumeError>> {
+        let mut messages: Vec<(usize, Vec<(BlockHash, Bytes)>)> = Vec::new();
+        for (hash, data) in blocks {
+            match messages.last_mut() {
+                Some((bytes, m)) if *bytes + data.len() <= JOURNAL_BLOCK_MAX as usize => {
+                    *bytes += data.len();
+                    m.push((hash, data));
+                }
+                _ => messages.push((data.len(), vec![(hash, data)])),
+            }
+        }
+        let mut answers = Vec::with_capacity(messages.len());
+        for (_, message) in messages {
+            let n = message.len();
+            answers.push((n, self.send(message).await));
+        }
+        let mut out = Vec::new();
+        for (n, answer) in answers {
+            let result = match answer {
+                Ok(answer) => answer.await.map_err(|_| stopped()),
+                Err(e) => Err(e),
+            };
+            for _ in 0..n {
+                out.push(match &result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(VolumeError::Io(io::Error::new(e.kind(), e.to_string()))),
+                    Err(_) => Err(stopped()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Queues `blocks` as one message; the receiver of its answer.
+    async fn send(
+        &self,
+        blocks: Vec<(BlockHash, Bytes)>,
+    ) -> Result<oneshot::Receiver<io::Result<()>>, VolumeError> {
+        let (done, answer) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(Msg::Write((blocks, done)))
+            .await
+            .map_err(|_| stopped())?;
+        Ok(answer)
     }
 
     /// Whether `hash` was journaled since the last checkpoint.
@@ -342,7 +394,7 @@ fn stopped() -> VolumeError {
 
 /// Answers every write of `batch` with (a copy of) `e`.
 fn fail_all(batch: Vec<Pending>, e: &io::Error) {
-    for (_, _, done) in batch {
+    for (_, done) in batch {
         let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
     }
 }
@@ -543,7 +595,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Write(w) => {
-                        bytes += RECORD_HEAD + w.1.len();
+                        bytes += w.0.iter().map(|b| RECORD_HEAD + b.1.len()).sum::<usize>();
                         batch.push(w);
                     }
                     Msg::Checkpoint(done) => {
@@ -612,13 +664,13 @@ impl Writer {
         let mut blocks = Vec::with_capacity(batch.len());
         {
             let mut unplaced = lock(&self.shared.unplaced);
-            for (hash, data, _) in &batch {
+            for (hash, data) in batch.iter().flat_map(|w| &w.0) {
                 unplaced.insert(*hash, data.clone());
             }
         }
-        for (hash, data, done) in batch {
+        for (written, done) in batch {
             let _ = done.send(Ok(()));
-            blocks.push((hash, data));
+            blocks.extend(written);
         }
         let sent = match &self.placer {
             Some(placer) => placer.send(Job::Place(blocks)).is_ok(),
@@ -638,7 +690,7 @@ impl Writer {
             self.checkpoint()?;
         }
         let mut buf = Vec::with_capacity(bytes);
-        for (hash, data, _) in batch {
+        for (hash, data) in batch.iter().flat_map(|w| &w.0) {
             record::encode(&mut buf, self.generation, hash, data);
         }
         let records = buf.len() as u64;
@@ -664,7 +716,7 @@ impl Writer {
         }
         self.len = self.len.max(self.offset + buf.len() as u64);
         self.offset += records;
-        lock(&self.shared.pending).extend(batch.iter().map(|(h, _, _)| *h));
+        lock(&self.shared.pending).extend(batch.iter().flat_map(|w| w.0.iter().map(|b| b.0)));
         Ok(())
     }
 }

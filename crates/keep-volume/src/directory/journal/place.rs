@@ -17,8 +17,9 @@ use tokio::sync::oneshot;
 use super::super::{Stripes, layout, set_times_now, xsum};
 use super::{Shared, lock};
 
-/// A write waiting to be journaled and answered.
-pub(crate) type Pending = (BlockHash, Bytes, oneshot::Sender<io::Result<()>>);
+/// Writes waiting to be journaled, answered together (one block for a
+/// plain write, a few for [`super::Journal::write_many`]).
+pub(crate) type Pending = (Vec<(BlockHash, Bytes)>, oneshot::Sender<io::Result<()>>);
 
 /// What the placer thread is asked to do.
 pub(crate) enum Job {
@@ -41,23 +42,33 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, job
     };
     for job in jobs {
         match job {
-            Job::Place(batch) => {
-                for (hash, data) in batch {
-                    match place(&at, &stripes, &shared, &hash, &data) {
-                        Ok(()) => {
-                            lock(&shared.unplaced).remove(&hash);
-                        }
-                        // It stays readable from memory, and in the journal
-                        // for the next open.
-                        Err(e) => {
-                            tracing::error!(block = %hash, error = %e, "could not place a journaled block");
-                            shared.fail("placement", &e);
-                        }
-                    }
-                }
-            }
+            Job::Place(batch) => place_batch(&at, &stripes, &shared, batch),
             Job::Barrier(done) => {
                 let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Places each block of a journaled batch; a block placed is no longer
+/// served from memory. Run by the placer thread, and by the journal thread
+/// when the placer's queue is full (see `Writer::commit`).
+pub(crate) fn place_batch(
+    at: &Root,
+    stripes: &Stripes,
+    shared: &Shared,
+    batch: Vec<(BlockHash, Bytes)>,
+) {
+    for (hash, data) in batch {
+        match place(at, stripes, shared, &hash, &data) {
+            Ok(()) => {
+                lock(&shared.unplaced).remove(&hash);
+            }
+            // It stays readable from memory, and in the journal for the
+            // next open.
+            Err(e) => {
+                tracing::error!(block = %hash, error = %e, "could not place a journaled block");
+                shared.fail("placement", &e);
             }
         }
     }
@@ -83,13 +94,13 @@ fn yield_to_writes() {
 /// The volume's folder, opened once: the placer names each file relative
 /// to it, so a block's calls walk two path components instead of the
 /// whole root path.
-struct Root {
+pub(crate) struct Root {
     path: PathBuf,
     fd: OwnedFd,
 }
 
 impl Root {
-    fn open(path: PathBuf) -> io::Result<Root> {
+    pub(crate) fn open(path: PathBuf) -> io::Result<Root> {
         let fd = fs::open(
             &path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
