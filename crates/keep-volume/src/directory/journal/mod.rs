@@ -15,7 +15,9 @@
 //!   writes their records in one `pwrite`, `fdatasync`s the journal once,
 //!   answers each write, and hands the batch to the placer thread (`place`),
 //!   which writes each block's file the usual way (temporary file, rename)
-//!   but without flushing it. So an answered write is durable (in the
+//!   but without flushing it. When the placer's queue is full, the journal
+//!   thread places that batch itself instead of waiting for room in it
+//!   (it would wait as long, and meanwhile two threads place). So an answered write is durable (in the
 //!   journal), placing one batch overlaps flushing the next, and neither
 //!   the placer nor a hand-off to it is in a write's wait. Until its file is
 //!   in place, a block is read from memory ([`Journal::unplaced`]); an index
@@ -96,6 +98,10 @@ const BATCH_BYTES: usize = 2 << 20;
 const QUEUE: usize = 64;
 /// Journaled batches waiting for the placer thread.
 const PLACE_QUEUE: usize = 2;
+
+/// [`PLACE_QUEUE`], for the directory backend's tests.
+#[cfg(test)]
+pub(crate) const PLACE_QUEUE_FOR_TESTS: usize = PLACE_QUEUE;
 
 enum Msg {
     Write(Pending),
@@ -416,6 +422,9 @@ struct Writer {
     shared: Arc<Shared>,
     /// The placer thread's queue (set by `run`).
     placer: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// The root, for placing a batch on this thread when the placer's
+    /// queue is full (set by `run`; without it, this thread waits).
+    helper: Option<place::Root>,
 }
 
 impl Writer {
@@ -450,6 +459,7 @@ impl Writer {
             stripes,
             shared,
             placer: None,
+            helper: None,
         };
         if len < HEADER_LEN {
             w.write_header(1)?;
@@ -585,6 +595,11 @@ impl Writer {
             }
         };
         self.placer = Some(jobs);
+        self.helper = place::Root::open(self.root.clone())
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "the journal thread cannot help its placer"),
+            )
+            .ok();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = Vec::new();
             let mut checkpoints = Vec::new();
@@ -672,9 +687,23 @@ impl Writer {
             let _ = done.send(Ok(()));
             blocks.extend(written);
         }
-        let sent = match &self.placer {
-            Some(placer) => placer.send(Job::Place(blocks)).is_ok(),
-            None => false,
+        // When the placer is behind (its queue is full), this thread
+        // places the batch itself instead of waiting for a place in the
+        // queue: it would wait as long, and two threads place at once (at
+        // this thread's priority, not the placer's lower one). Blocks of
+        // the same hash placed by both at once are harmless: the second
+        // finds the name taken by identical content and touches it.
+        let sent = match (&self.placer, &self.helper) {
+            (Some(placer), Some(helper)) => match placer.try_send(Job::Place(blocks)) {
+                Ok(()) => true,
+                Err(std::sync::mpsc::TrySendError::Full(Job::Place(blocks))) => {
+                    place::place_batch(helper, &self.stripes, &self.shared, blocks);
+                    true
+                }
+                Err(_) => false,
+            },
+            (Some(placer), None) => placer.send(Job::Place(blocks)).is_ok(),
+            (None, _) => false,
         };
         if !sent {
             // Durable in the journal and readable from memory: the next
