@@ -154,6 +154,35 @@ async fn the_journal_thread_places_a_batch_while_the_placer_is_behind() {
     }
 }
 
+/// Where unnamed files cannot be linked in, the placer names temporary
+/// files and renames them: blocks are placed all the same, an existing
+/// intact copy is touched, a damaged one replaced, and no temporary file
+/// is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placer_falls_back_to_named_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let first = test_data(3000, 50);
+    put_in_time(&vol, &first).await;
+    assert_eq!(index(&vol, "").await.len(), 1);
+    assert!(
+        vol.inner.journal.name_temps(),
+        "unnamed files linked in here"
+    );
+    let second = test_data(3000, 51);
+    let hash = put_in_time(&vol, &second).await;
+    put_in_time(&vol, &second).await;
+    let damaged = layout::block_path(vol.root(), &BlockHash::of(&first));
+    std::fs::write(&damaged, b"damaged").unwrap();
+    put_in_time(&vol, &first).await;
+    assert_eq!(index(&vol, "").await.len(), 2);
+    assert_eq!(std::fs::read(&damaged).unwrap(), &first[..]);
+    let path = layout::block_path(vol.root(), &hash);
+    assert_eq!(std::fs::read(&path).unwrap(), &second[..]);
+    let names = scan::names(path.parent().unwrap()).unwrap();
+    assert!(names.iter().all(|n| !n.starts_with("tmp")), "{names:?}");
+}
+
 /// A block the placer fails to place while the closing checkpoint waits
 /// for it keeps its journal record, and the next open restores it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

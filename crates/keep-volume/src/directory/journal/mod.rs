@@ -124,6 +124,9 @@ struct Shared {
     /// switched off, so the next open, or the journal coming back, replays
     /// it).
     unplaced: Mutex<HashMap<BlockHash, Bytes>>,
+    /// The placer found that files cannot be made unnamed and linked in
+    /// (no `O_TMPFILE`, no `/proc`): it names temporary files instead.
+    named_temps: AtomicBool,
     /// Folders the placer made without flushing their parent, since the
     /// last checkpoint.
     new_dirs: Mutex<HashSet<PathBuf>>,
@@ -249,6 +252,13 @@ impl Journal {
     #[cfg(test)]
     pub(crate) fn fail_next_placing(&self, errno: rustix::io::Errno) {
         lock(&self.shared.faults).placing = Some(errno);
+    }
+
+    /// Makes the placer name its temporary files (as where unnamed files
+    /// cannot be linked in); answers whether it linked unnamed ones so far.
+    #[cfg(test)]
+    pub(crate) fn name_temps(&self) -> bool {
+        !self.shared.named_temps.swap(true, Ordering::SeqCst)
     }
 
     /// Makes the journal's next flush fail with `errno`.
