@@ -309,6 +309,36 @@ impl Volume for Checked {
         Ok(())
     }
 
+    async fn write_many(
+        &self,
+        blocks: Vec<(BlockHash, BlockBody)>,
+    ) -> Vec<Result<(), VolumeError>> {
+        let sizes: Vec<(BlockHash, Option<u64>)> = blocks
+            .iter()
+            .map(|(hash, body)| (*hash, body.declared_len()))
+            .collect();
+        let results = self.inner.write_many(blocks).await;
+        // One note for the call: a fault of the volume's own, if any block
+        // met one (the blocks of a batch are answered together, so a later
+        // block's success does not say the volume recovered); else an
+        // answer if any block was stored; else the first refusal.
+        let errors = || results.iter().filter_map(|r| r.as_ref().err());
+        let outcome = match errors().find(|e| e.is_volume_fault()) {
+            Some(fault) => Some(fault),
+            None if results.iter().any(Result::is_ok) => None,
+            None => errors().next(),
+        };
+        if !results.is_empty() {
+            self.keeper.note("write", outcome);
+        }
+        for ((hash, size), result) in sizes.iter().zip(&results) {
+            if result.is_ok() {
+                self.observer.stored(hash, *size);
+            }
+        }
+        results
+    }
+
     async fn touch(&self, hash: &BlockHash) -> Result<(), VolumeError> {
         self.note("touch", self.inner.touch(hash).await)
     }

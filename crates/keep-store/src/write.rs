@@ -41,28 +41,7 @@ impl Store {
         body: BlockBody,
         place: Placement<'_>,
     ) -> Result<Arc<dyn Volume>, StoreError> {
-        let mut writable: Vec<&Arc<dyn Volume>> = match place.mount {
-            Some(uuid) => vec![
-                self.volume(uuid)
-                    .ok_or_else(|| StoreError::NoSuchMount(uuid.to_owned()))?,
-            ],
-            None => self.volumes_for(&hash),
-        }
-        .into_iter()
-        .filter(|v| v.params().allow_write)
-        .collect();
-        if writable.is_empty() {
-            return Err(StoreError::ReadOnly);
-        }
-        let in_class = |v: &&Arc<dyn Volume>| {
-            place
-                .classes
-                .iter()
-                .any(|c| v.params().storage_classes.get(c) == Some(&true))
-        };
-        if writable.iter().any(in_class) {
-            writable.retain(in_class);
-        }
+        let writable = self.targets(&hash, place)?;
         // A small block for the only writable volume goes straight to it: a
         // volume's write of a block it holds keeps (or repairs) that copy and
         // refreshes its mtime, so asking first would only cost a trip to disk.
@@ -89,6 +68,88 @@ impl Store {
         let target = self.pick_target(&writable).await?;
         target.write(&hash, body).await?;
         Ok(target.clone())
+    }
+
+    /// Stores several blocks, each as [`Store::store`] would, and answers
+    /// for each, in order (one refused body fails only its own block).
+    ///
+    /// When every block is small (at most 64 KiB) and one writable volume
+    /// can take them all (it is the only one, as on most nodes), they go to
+    /// it in one [`Volume::write_many`]: a directory volume journals them
+    /// together. Otherwise each block is stored on its own, concurrently.
+    pub async fn store_many(
+        &self,
+        blocks: Vec<(BlockHash, BlockBody)>,
+        place: Placement<'_>,
+    ) -> Vec<Result<(), StoreError>> {
+        let small = blocks
+            .iter()
+            .all(|(_, b)| b.declared_len().is_some_and(|n| n <= DIRECT_WRITE_MAX));
+        let first = blocks.first().map(|(hash, _)| *hash);
+        let sole = match first {
+            Some(first) if small => self.sole_target(&first, place).await,
+            _ => None,
+        };
+        if let Some(v) = sole {
+            return v
+                .write_many(blocks)
+                .await
+                .into_iter()
+                .map(|r| r.map_err(StoreError::from))
+                .collect();
+        }
+        let stores = blocks
+            .into_iter()
+            .map(|(hash, body)| async move { self.store(hash, body, place).await.map(|_| ()) });
+        futures::future::join_all(stores).await
+    }
+
+    /// The volume that takes small blocks directly, as [`Store::store`]
+    /// would each of them: the one writable volume (after `place`), if it
+    /// is not full. The writable volumes are the same for every block
+    /// (only their order depends on the hash), so `hash` stands for all.
+    async fn sole_target(
+        &self,
+        hash: &BlockHash,
+        place: Placement<'_>,
+    ) -> Option<&Arc<dyn Volume>> {
+        let writable = self.targets(hash, place).ok()?;
+        match writable[..] {
+            [v] if matches!(v.status().await, Ok(st) if !st.full) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The volumes that may take `hash` under `place`, in placement order:
+    /// writable, and in one of the classes asked for if any volume is.
+    fn targets(
+        &self,
+        hash: &BlockHash,
+        place: Placement<'_>,
+    ) -> Result<Vec<&Arc<dyn Volume>>, StoreError> {
+        let mut writable: Vec<&Arc<dyn Volume>> = match place.mount {
+            Some(uuid) => vec![
+                self.volume(uuid)
+                    .ok_or_else(|| StoreError::NoSuchMount(uuid.to_owned()))?,
+            ],
+            None => self.volumes_for(hash),
+        }
+        .into_iter()
+        .filter(|v| v.params().allow_write)
+        .collect();
+        if writable.is_empty() {
+            return Err(StoreError::ReadOnly);
+        }
+        let in_class = |v: &&Arc<dyn Volume>| {
+            place
+                .classes
+                .iter()
+                .any(|c| v.params().storage_classes.get(c) == Some(&true))
+        };
+        if writable.iter().any(in_class) {
+            writable.retain(in_class);
+        }
+        Ok(writable)
     }
 
     /// The first writable volume, in placement order, that is not full and

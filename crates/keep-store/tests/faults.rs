@@ -315,3 +315,91 @@ async fn latency_is_waited_for_not_failed() {
     assert!(start.elapsed() >= std::time::Duration::from_millis(50));
     assert_eq!(get(&store, BlockHash::of(SMALL)).await.unwrap(), SMALL);
 }
+
+/// Records what the store reports as stored.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<(BlockHash, Option<u64>)>>);
+
+impl keep_store::BlockObserver for Recorder {
+    fn stored(&self, hash: BlockHash, size: Option<u64>) {
+        self.0.lock().unwrap().push((hash, size));
+    }
+
+    fn removed(&self, _: BlockHash) {}
+}
+
+/// `store_many` on the one volume: one `write_many`, a write per block as
+/// far as the volume's faults count; an answer for each block, in order;
+/// a refused or failed block fails alone; the observer hears of exactly
+/// the blocks stored, and a fault marks the volume suspect.
+#[tokio::test]
+async fn store_many_answers_each_and_reports_what_it_stored() {
+    let (store, faulty, _) = setup(1);
+    let seen = Arc::new(Recorder::default());
+    assert!(store.observe(seen.clone()));
+    let (a, c) = (body(b"first of many"), body(b"third of many"));
+    let forged = BlockHash::of(b"what the second claims to be");
+    let (a_hash, c_hash) = (a.0, c.0);
+    let blocks = vec![
+        a,
+        (
+            forged,
+            BlockBody::from_bytes(forged, Bytes::from_static(b"x")),
+        ),
+        c,
+    ];
+    let results = store.store_many(blocks, Placement::default()).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(
+            results[1],
+            Err(StoreError::Invalid(BodyError::HashMismatch { .. }))
+        ),
+        "{results:?}"
+    );
+    assert_eq!(faulty[0].calls(Op::Write), 3);
+    assert_eq!(get(&store, a_hash).await.unwrap(), b"first of many");
+    assert_eq!(get(&store, c_hash).await.unwrap(), b"third of many");
+    assert!(get(&store, forged).await.is_err());
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [(a_hash, Some(13)), (c_hash, Some(13))]
+    );
+
+    faulty[0].inject(Op::Write, Fault::Io, Schedule::Times(1));
+    let (d, e) = (body(b"fourth"), body(b"fifth"));
+    let e_hash = e.0;
+    let results = store.store_many(vec![d, e], Placement::default()).await;
+    assert!(
+        matches!(results[..], [Err(StoreError::Volume(_)), Ok(())]),
+        "{results:?}"
+    );
+    assert!(store.health().is_suspect(&faulty[0].params().uuid));
+    assert_eq!(seen.0.lock().unwrap().last(), Some(&(e_hash, Some(5))));
+    assert!(
+        store
+            .store_many(Vec::new(), Placement::default())
+            .await
+            .is_empty()
+    );
+}
+
+/// With several volumes, `store_many` stores each block as `store` would:
+/// on the first volume of its own placement order.
+#[tokio::test]
+async fn store_many_over_several_volumes_places_each_block() {
+    let (store, faulty, mems) = setup(3);
+    let blocks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 100]).collect();
+    let results = store
+        .store_many(
+            blocks.iter().map(|d| body(d)).collect(),
+            Placement::default(),
+        )
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for data in &blocks {
+        let hash = BlockHash::of(data);
+        let first = order(&store, &hash, &faulty)[0];
+        assert!(mems[first].contains(&hash), "on its first volume");
+    }
+}

@@ -86,6 +86,7 @@ where
     status_reports(&*fresh(&plain).await).await;
     quarantine_hides(&*fresh(&plain).await).await;
     concurrent_writes_of_one_block(fresh(&plain).await).await;
+    write_many_answers_each(&*fresh(&plain).await).await;
     kept_sums_describe_the_block(&*fresh(&plain).await).await;
 }
 
@@ -487,6 +488,13 @@ async fn read_only_refuses(vol: &dyn Volume) {
         "read-only write: {err}"
     );
     let h = BlockHash::of(&data);
+    let many = vol
+        .write_many(vec![(h, BlockBody::from_bytes(h, data.clone()))])
+        .await;
+    assert!(
+        matches!(many[..], [Err(VolumeError::ReadOnly)]),
+        "read-only write_many: {many:?}"
+    );
     assert!(
         matches!(vol.touch(&h).await.unwrap_err(), VolumeError::ReadOnly),
         "read-only touch"
@@ -497,6 +505,66 @@ async fn read_only_refuses(vol: &dyn Volume) {
             VolumeError::ReadOnly
         ),
         "read-only trash"
+    );
+}
+
+/// `write_many` stores each block as `write` would and answers for each in
+/// order: a refused body fails only its own block and leaves nothing; a
+/// block twice in one call is stored once.
+async fn write_many_answers_each(vol: &dyn Volume) {
+    assert!(
+        vol.write_many(Vec::new()).await.is_empty(),
+        "write_many: no blocks, no answers"
+    );
+    let blocks: Vec<Bytes> = [4096, 0, 1, 65536, CHUNK_SIZE + 1]
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| test_data(len, 100 + i as u64))
+        .collect();
+    let body = |data: &Bytes| {
+        let hash = BlockHash::of(data);
+        (hash, BlockBody::from_bytes(hash, data.clone()))
+    };
+    let mut batch: Vec<(BlockHash, BlockBody)> = blocks.iter().map(body).collect();
+    let honest = BlockHash::of(b"write_many: the hash the forged bytes claim");
+    batch.insert(
+        2,
+        (honest, BlockBody::from_bytes(honest, test_data(4096, 120))),
+    );
+    batch.push(body(&blocks[0]));
+    let results = vol.write_many(batch).await;
+    assert_eq!(
+        results.len(),
+        blocks.len() + 2,
+        "write_many: one answer each"
+    );
+    for (i, result) in results.iter().enumerate() {
+        if i == 2 {
+            assert!(
+                matches!(
+                    result,
+                    Err(VolumeError::Body(BodyError::HashMismatch { .. }))
+                ),
+                "write_many: the forged block is refused: {result:?}"
+            );
+        } else if let Err(e) = result {
+            panic!("write_many: block {i}: {e}");
+        }
+    }
+    for data in &blocks {
+        let back = get(vol, &BlockHash::of(data))
+            .await
+            .unwrap_or_else(|e| panic!("write_many: get {} bytes: {e}", data.len()));
+        assert!(back == data[..], "write_many: {} bytes differ", data.len());
+    }
+    assert!(
+        vol.open(&honest).await.unwrap_err().is_not_found(),
+        "write_many: the refused block is not visible"
+    );
+    assert_eq!(
+        index(vol, "").await.len(),
+        blocks.len(),
+        "write_many: the index lists each block once"
     );
 }
 

@@ -145,6 +145,22 @@ pub trait Volume: Send + Sync + std::fmt::Debug + 'static {
     /// that exists replaces it with identical content and refreshes its mtime.
     async fn write(&self, hash: &BlockHash, body: BlockBody) -> Result<(), VolumeError>;
 
+    /// Stores several blocks, each exactly as [`Volume::write`] would, and
+    /// answers for each, in order: one refused body fails only its own
+    /// block. Pullsync stores the small blocks of a delivery this way. The
+    /// default writes them concurrently, each on its own; the directory
+    /// backend hands its small blocks to its journal together, so that a
+    /// batch costs one queue trip, one flush and one answer.
+    async fn write_many(
+        &self,
+        blocks: Vec<(BlockHash, BlockBody)>,
+    ) -> Vec<Result<(), VolumeError>> {
+        let writes = blocks
+            .into_iter()
+            .map(|(hash, body)| async move { self.write(&hash, body).await });
+        futures::future::join_all(writes).await
+    }
+
     /// Sets a stored block's mtime to now.
     async fn touch(&self, hash: &BlockHash) -> Result<(), VolumeError>;
 

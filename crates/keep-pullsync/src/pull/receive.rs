@@ -1,26 +1,29 @@
 //! Receiving a delivery: each wanted block read from the frames and
 //! stored through the storage core, which verifies it against its hash
-//! before it is kept. Small blocks are stored many at once (the point of
-//! batching); a large one streams from the peer to the volume.
+//! before it is kept. Small blocks are stored many at once, as one batch
+//! (the point of batching): while one batch is stored, the next frames are
+//! read, and everything read meanwhile makes the next batch. A large block
+//! streams from the peer to the volume.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use keep_locator::BlockHash;
-use keep_store::{Placement, Store, StoreError};
+use keep_store::{Placement, Reservation, Store, StoreError};
 use keep_volume::{BlockBody, BodyError};
+use tokio::sync::mpsc;
 
 use super::PullError;
 use crate::metrics::PullsyncMetrics;
 use crate::serve::{FrameReader, ReadError};
 
-/// Blocks up to this size are read whole and stored concurrently.
+/// Blocks up to this size are read whole and stored in batches.
 const SMALL: u64 = 1 << 20;
 
-/// How many small blocks are stored at once.
-const STORES_IN_FLIGHT: usize = 32;
+/// The most small blocks stored as one batch, and the most read ahead
+/// while a batch is stored: at most twice this many are in memory.
+const BATCH: usize = 32;
 
 /// What a delivery brought.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,27 +32,67 @@ pub(crate) struct Received {
     pub(crate) bytes: u64,
 }
 
+impl Received {
+    fn add(&mut self, other: Received) {
+        self.blocks += other.blocks;
+        self.bytes += other.bytes;
+    }
+}
+
+/// A small block read whole, waiting to be stored, with its share of the
+/// buffer budget.
+struct Small {
+    hash: BlockHash,
+    data: Bytes,
+    _reservation: Reservation,
+}
+
 /// Reads the delivery of `wanted` (in order) from `body` and stores each
 /// block; `idle` bounds every wait for the peer. `on_frame` is called as
-/// each wanted frame arrives (owed no more).
+/// each wanted frame arrives (owed no more). A block is counted once it
+/// is stored; on a failure, the blocks stored before it stay counted.
 pub(crate) async fn receive<S>(
     store: &Store,
     metrics: &PullsyncMetrics,
     body: S,
     wanted: Vec<BlockHash>,
     idle: Duration,
+    on_frame: impl FnMut(),
+) -> Result<Received, PullError>
+where
+    S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+{
+    let (tx, rx) = mpsc::channel(BATCH);
+    let read = read_frames(store, metrics, body, wanted, idle, on_frame, tx);
+    let stored = store_small(store, metrics, rx);
+    let (read, stored) = tokio::join!(read, stored);
+    // A failed store is the cause (the reader then stopped at its next
+    // small block); else the reader's failure, if any.
+    let mut got = stored?;
+    got.add(read?);
+    Ok(got)
+}
+
+/// Reads the frames: small blocks go to `small` for [`store_small`], large
+/// ones are stored here as they stream. What this stored, or why it stopped.
+async fn read_frames<S>(
+    store: &Store,
+    metrics: &PullsyncMetrics,
+    body: S,
+    wanted: Vec<BlockHash>,
+    idle: Duration,
     mut on_frame: impl FnMut(),
+    small: mpsc::Sender<Small>,
 ) -> Result<Received, PullError>
 where
     S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
 {
     let mut reader = FrameReader::new(body, wanted);
-    let mut stores = FuturesUnordered::new();
     let mut got = Received::default();
     loop {
         let header = match timed(idle, reader.next_frame()).await {
             Ok(Some(h)) => h,
-            Ok(None) => break,
+            Ok(None) => return Ok(got),
             Err(e) => {
                 count_refusal(metrics, &e);
                 return Err(e);
@@ -60,47 +103,58 @@ where
             continue; // gone at the peer since its offer: another peer has it
         }
         let hash = header.block_hash();
+        let reservation = store.budget().reserve(header.size).await?;
         if header.size <= SMALL {
-            let reservation = store.budget().reserve(header.size).await?;
             let data = timed(idle, reader.read_block()).await?;
-            stores.push(async move {
-                let _reservation = reservation;
-                let size = data.len() as u64;
-                store_block(store, hash, BlockBody::from_bytes(hash, data))
-                    .await
-                    .map(|()| size)
-            });
-            while stores.len() >= STORES_IN_FLIGHT {
-                finish_one(&mut stores, metrics, &mut got).await?;
+            let block = Small {
+                hash,
+                data,
+                _reservation: reservation,
+            };
+            if small.send(block).await.is_err() {
+                // The batches stopped on a failure; it says why.
+                return Ok(got);
             }
         } else {
-            while !stores.is_empty() {
-                finish_one(&mut stores, metrics, &mut got).await?;
-            }
-            let _reservation = store.budget().reserve(header.size).await?;
             stream_block(store, &mut reader, hash, header.size, idle).await?;
             count_received(metrics, &mut got, header.size);
         }
     }
-    while !stores.is_empty() {
-        finish_one(&mut stores, metrics, &mut got).await?;
-    }
-    Ok(got)
 }
 
-async fn finish_one<F>(
-    stores: &mut FuturesUnordered<F>,
+/// Stores the small blocks as they come, in batches: each takes what was
+/// read while the last one was stored (at least one block, at most
+/// [`BATCH`]), through [`Store::store_many`]. What this stored, or the
+/// first refusal (after counting every block of its batch that was
+/// stored).
+async fn store_small(
+    store: &Store,
     metrics: &PullsyncMetrics,
-    got: &mut Received,
-) -> Result<(), PullError>
-where
-    F: Future<Output = Result<u64, PullError>>,
-{
-    if let Some(result) = stores.next().await {
-        let size = result.inspect_err(|e| count_refusal(metrics, e))?;
-        count_received(metrics, got, size);
+    mut small: mpsc::Receiver<Small>,
+) -> Result<Received, PullError> {
+    let mut got = Received::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    while small.recv_many(&mut batch, BATCH).await > 0 {
+        let bodies = batch
+            .iter()
+            .map(|b| (b.hash, BlockBody::from_bytes(b.hash, b.data.clone())))
+            .collect();
+        let results = store.store_many(bodies, Placement::default()).await;
+        let mut refused = None;
+        for (block, result) in batch.drain(..).zip(results) {
+            match result {
+                Ok(()) => count_received(metrics, &mut got, block.data.len() as u64),
+                Err(e) => {
+                    refused.get_or_insert(PullError::from(e));
+                }
+            }
+        }
+        if let Some(e) = refused {
+            count_refusal(metrics, &e);
+            return Err(e);
+        }
     }
-    Ok(())
+    Ok(got)
 }
 
 fn count_received(metrics: &PullsyncMetrics, got: &mut Received, size: u64) {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use keep_locator::BlockHash;
@@ -37,8 +37,12 @@ impl Deliverer {
     /// block is looked for on the healthy volumes, then on the suspect
     /// ones, and its bytes come out verified ([`Store::verify`]); a block
     /// gone since the offer gets a frame marked missing, with no bytes.
-    /// One block's bytes are in memory at a time (the next block is read
-    /// once the body has taken the last one).
+    /// Frame headers and the bytes of small blocks are gathered into
+    /// pieces of about 256 KiB before they go to the body (a delivery of
+    /// 4 KiB blocks is then a few large writes, not two small ones per
+    /// block); a chunk of 64 KiB or more goes as it is.
+    /// So at most one gathered piece and one block's bytes are in memory
+    /// (the next block is read once the body has taken what was before).
     ///
     /// The body ends with an error, and the frames it had not sent, when a
     /// block cannot be read (a volume fault, no buffer memory: the puller
@@ -69,6 +73,8 @@ impl Deliverer {
             wanted: wanted.into_iter(),
             in_flight,
             block: None,
+            gathered: BytesMut::new(),
+            next: None,
         };
         Ok(Delivery {
             frames,
@@ -114,6 +120,13 @@ impl Stream for Delivery {
     }
 }
 
+/// Pieces are gathered into one buffer until it holds this many bytes.
+const GATHER: usize = 256 << 10;
+
+/// A chunk of at least this many bytes is not copied into the buffer: it
+/// goes to the body as it is (after what was gathered before it).
+const PASS: usize = 64 << 10;
+
 /// A delivery on its way.
 struct Sending {
     store: Arc<Store>,
@@ -122,34 +135,76 @@ struct Sending {
     in_flight: InFlight,
     /// The block whose bytes are being sent.
     block: Option<BoxStream<'static, Result<Bytes, StoreError>>>,
+    /// Headers and small chunks not yet handed to the body.
+    gathered: BytesMut,
+    /// What goes to the body after `gathered`: a large chunk, or the
+    /// error that ends the body.
+    next: Option<Result<Bytes, ServeError>>,
 }
 
 impl Sending {
     fn into_stream(self) -> impl Stream<Item = Result<Bytes, ServeError>> + Send + 'static {
         futures::stream::unfold(Some(self), |state| async move {
             let mut st = state?;
-            while let Some(block) = &mut st.block {
-                match block.next().await {
-                    Some(Ok(chunk)) if chunk.is_empty() => {}
-                    Some(Ok(chunk)) => return Some((Ok(chunk), Some(st))),
-                    Some(Err(e)) => return Some((Err(e.into()), None)),
-                    None => st.block = None,
+            loop {
+                if let Some(next) = st.next.take() {
+                    let go_on = next.is_ok();
+                    return Some((next, go_on.then_some(st)));
                 }
-            }
-            if st.in_flight.is_cancelled() {
-                return Some((Err(ServeError::Cancelled(st.in_flight.ruid())), None));
-            }
-            let hash = st.wanted.next()?.block_hash();
-            match read(&st.store, hash).await {
-                Ok(Some(block)) => {
-                    let header = encode_header(&DeliveryHeader::present(hash, block.size));
-                    st.block = Some(block.into_stream());
-                    Some((Ok(header), Some(st)))
+                if st.gathered.len() >= GATHER {
+                    return Some((Ok(st.take_gathered()), Some(st)));
                 }
-                Ok(None) => Some((Ok(encode_header(&DeliveryHeader::missing(hash))), Some(st))),
-                Err(e) => Some((Err(e), None)),
+                let next = match st.next_piece().await {
+                    Ok(Some(piece)) if piece.len() < PASS => {
+                        st.gathered.extend_from_slice(&piece);
+                        continue;
+                    }
+                    Ok(Some(piece)) => Ok(piece),
+                    Ok(None) if st.gathered.is_empty() => return None,
+                    Ok(None) => return Some((Ok(st.take_gathered()), Some(st))),
+                    Err(e) => Err(e),
+                };
+                if st.gathered.is_empty() {
+                    let go_on = next.is_ok();
+                    return Some((next, go_on.then_some(st)));
+                }
+                st.next = Some(next);
+                return Some((Ok(st.take_gathered()), Some(st)));
             }
         })
+    }
+
+    fn take_gathered(&mut self) -> Bytes {
+        std::mem::take(&mut self.gathered).freeze()
+    }
+
+    /// The next bytes of the body: a chunk of the current block, or the
+    /// next frame's header (its block read and verified as it streams);
+    /// `None` after the last frame.
+    async fn next_piece(&mut self) -> Result<Option<Bytes>, ServeError> {
+        while let Some(block) = &mut self.block {
+            match block.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => return Ok(Some(chunk)),
+                Some(Err(e)) => return Err(e.into()),
+                None => self.block = None,
+            }
+        }
+        if self.in_flight.is_cancelled() {
+            return Err(ServeError::Cancelled(self.in_flight.ruid()));
+        }
+        let Some(entry) = self.wanted.next() else {
+            return Ok(None);
+        };
+        let hash = entry.block_hash();
+        Ok(Some(match read(&self.store, hash).await? {
+            Some(block) => {
+                let header = encode_header(&DeliveryHeader::present(hash, block.size));
+                self.block = Some(block.into_stream());
+                header
+            }
+            None => encode_header(&DeliveryHeader::missing(hash)),
+        }))
     }
 }
 

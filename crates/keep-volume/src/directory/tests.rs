@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::conformance::{get, index, put, test_data};
+use journal::PLACE_QUEUE_FOR_TESTS;
 
 fn open_at(root: &Path) -> DirVolume {
     DirVolume::open(DirOptions {
@@ -104,6 +105,82 @@ async fn an_answered_block_is_served_before_its_file_is_placed() {
     let mtime = vol.mtime(&hash).await.unwrap();
     assert!(mtime >= touched, "touched: {mtime} < {touched}");
     assert!(vol.inner.journal.unplaced(&hash).is_none());
+}
+
+/// When the placer is behind (here: stuck on a block's stripe lock, with
+/// its queue full), the journal thread places the next batch itself
+/// instead of waiting; everything is in place once the placer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_thread_places_a_batch_while_the_placer_is_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let stripe = |h: &BlockHash| usize::from(h.as_bytes()[15]) % LOCK_STRIPES;
+    let stuck = test_data(5000, 40);
+    let stuck_hash = BlockHash::of(&stuck);
+    let (release, holder) = hold_stripe(&vol, stuck_hash);
+    put_in_time(&vol, &stuck).await;
+    // Each put is answered before the next is sent: a batch each. Two
+    // fill the placer's queue; the next is placed by the journal thread.
+    let others: Vec<Bytes> = (41..)
+        .map(|seed| test_data(5000, seed))
+        .filter(|d| stripe(&BlockHash::of(d)) != stripe(&stuck_hash))
+        .take(PLACE_QUEUE_FOR_TESTS + 1)
+        .collect();
+    for data in &others {
+        put_in_time(&vol, data).await;
+    }
+    // The queue holds at most two batches (the stuck one among them, or
+    // not), and the placer takes them in order: one of these, at least,
+    // can only have been placed by the journal thread.
+    let paths: Vec<PathBuf> = others
+        .iter()
+        .map(|d| layout::block_path(vol.root(), &BlockHash::of(d)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !paths.iter().any(|p| p.exists()) {
+        assert!(Instant::now() < deadline, "the journal thread placed one");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !layout::block_path(vol.root(), &stuck_hash).exists(),
+        "the placer is still stuck"
+    );
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(index(&vol, "").await.len(), others.len() + 1);
+    for data in others.iter().chain([&stuck]) {
+        let path = layout::block_path(vol.root(), &BlockHash::of(data));
+        assert_eq!(std::fs::read(&path).unwrap(), &data[..]);
+    }
+}
+
+/// Where unnamed files cannot be linked in, the placer names temporary
+/// files and renames them: blocks are placed all the same, an existing
+/// intact copy is touched, a damaged one replaced, and no temporary file
+/// is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placer_falls_back_to_named_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = open_at(tmp.path());
+    let first = test_data(3000, 50);
+    put_in_time(&vol, &first).await;
+    assert_eq!(index(&vol, "").await.len(), 1);
+    assert!(
+        vol.inner.journal.name_temps(),
+        "unnamed files linked in here"
+    );
+    let second = test_data(3000, 51);
+    let hash = put_in_time(&vol, &second).await;
+    put_in_time(&vol, &second).await;
+    let damaged = layout::block_path(vol.root(), &BlockHash::of(&first));
+    std::fs::write(&damaged, b"damaged").unwrap();
+    put_in_time(&vol, &first).await;
+    assert_eq!(index(&vol, "").await.len(), 2);
+    assert_eq!(std::fs::read(&damaged).unwrap(), &first[..]);
+    let path = layout::block_path(vol.root(), &hash);
+    assert_eq!(std::fs::read(&path).unwrap(), &second[..]);
+    let names = scan::names(path.parent().unwrap()).unwrap();
+    assert!(names.iter().all(|n| !n.starts_with("tmp")), "{names:?}");
 }
 
 /// A block the placer fails to place while the closing checkpoint waits

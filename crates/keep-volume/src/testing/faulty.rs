@@ -480,6 +480,30 @@ impl Volume for FaultyVolume {
         self.inner.write(hash, body).await
     }
 
+    /// Each block is one [`Op::Write`] call: those its fault hits fail
+    /// with it, the others go to the inner volume's `write_many` together.
+    async fn write_many(
+        &self,
+        blocks: Vec<(BlockHash, BlockBody)>,
+    ) -> Vec<Result<(), VolumeError>> {
+        let mut out = Vec::with_capacity(blocks.len());
+        let mut passed = Vec::new();
+        for (i, block) in blocks.into_iter().enumerate() {
+            match self.before(Op::Write).await {
+                Ok(()) => {
+                    passed.push((i, block));
+                    out.push(Ok(()));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        let (places, passed): (Vec<usize>, Vec<_>) = passed.into_iter().unzip();
+        for (i, answer) in places.into_iter().zip(self.inner.write_many(passed).await) {
+            out[i] = answer;
+        }
+        out
+    }
+
     async fn touch(&self, hash: &BlockHash) -> Result<(), VolumeError> {
         self.before(Op::Touch).await?;
         self.inner.touch(hash).await

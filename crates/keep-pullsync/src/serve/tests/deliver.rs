@@ -84,6 +84,32 @@ async fn wanted_blocks_round_trip_through_the_frames() {
 }
 
 #[tokio::test]
+async fn small_blocks_go_to_the_body_gathered() {
+    use futures::StreamExt;
+    let node = Node::new();
+    let blocks = blocks_in_bin(BIN, 40, 4096);
+    let mut hashes = Vec::new();
+    for data in &blocks {
+        hashes.push(node.put(data).await);
+    }
+    let offer = offer_from(&node, 1).await;
+    let all: Vec<usize> = (0..blocks.len()).collect();
+    let delivery = node
+        .deliverer
+        .deliver(offer.ruid, &want(&offer, &all))
+        .unwrap();
+    let pieces: Vec<Bytes> = delivery.map(|p| p.unwrap()).collect().await;
+    assert_eq!(pieces.len(), 1, "40 blocks of 4 KiB in one piece");
+    let body = futures::stream::iter(pieces.into_iter().map(Ok::<_, ServeError>));
+    let mut reader = FrameReader::new(body, hashes.clone());
+    for data in &blocks {
+        assert!(reader.next_frame().await.unwrap().unwrap().present);
+        assert_eq!(&reader.read_block().await.unwrap()[..], &data[..]);
+    }
+    assert!(reader.next_frame().await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_want_of_nothing_is_an_empty_body() {
     let node = Node::new();
     node.put(&blocks_in_bin(BIN, 1, 100)[0]).await;
@@ -141,7 +167,10 @@ async fn unknown_used_and_misfit_wants_are_refused() {
 #[tokio::test]
 async fn cancel_forgets_an_offer_and_stops_a_delivery() {
     let node = Node::new();
-    for data in blocks_in_bin(BIN, 3, 100) {
+    // Blocks large enough to go to the body one by one (small ones are
+    // gathered, and a cancel stops the body at its next piece).
+    let size = 100 << 10;
+    for data in blocks_in_bin(BIN, 3, size) {
         node.put(&data).await;
     }
     let offer = offer_from(&node, 1).await;
@@ -159,7 +188,7 @@ async fn cancel_forgets_an_offer_and_stops_a_delivery() {
     let mut reader = FrameReader::new(delivery, wanted);
     let first = reader.next_frame().await.unwrap().unwrap();
     assert_eq!(first.block_hash(), offer.entries[0].block_hash());
-    assert_eq!(reader.read_block().await.unwrap().len(), 100);
+    assert_eq!(reader.read_block().await.unwrap().len(), size);
     assert!(node.deliverer.cancel(offer.ruid));
     let stopped = reader.next_frame().await.unwrap_err();
     let ReadError::Body(body) = stopped else {

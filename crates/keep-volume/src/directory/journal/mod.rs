@@ -15,7 +15,9 @@
 //!   writes their records in one `pwrite`, `fdatasync`s the journal once,
 //!   answers each write, and hands the batch to the placer thread (`place`),
 //!   which writes each block's file the usual way (temporary file, rename)
-//!   but without flushing it. So an answered write is durable (in the
+//!   but without flushing it. When the placer's queue is full, the journal
+//!   thread places that batch itself instead of waiting for room in it
+//!   (it would wait as long, and meanwhile two threads place). So an answered write is durable (in the
 //!   journal), placing one batch overlaps flushing the next, and neither
 //!   the placer nor a hand-off to it is in a write's wait. Until its file is
 //!   in place, a block is read from memory ([`Journal::unplaced`]); an index
@@ -89,12 +91,17 @@ const JOURNAL_BYTES: u64 = 32 << 20;
 const GROW_STEP: u64 = 1 << 20;
 /// One batch carries at most this much data.
 const BATCH_BYTES: usize = 2 << 20;
-/// Writes queued for the journal thread (at most 64 KiB each); more wait
-/// to be queued. With the batches below, at most about 10 MiB of block data
-/// sits in one volume's journal queues.
+/// Writes queued for the journal thread (at most 64 KiB of blocks each:
+/// one block, or several of [`Journal::write_many`]); more wait to be
+/// queued. With the batches below, at most about 10 MiB of block data sits
+/// in one volume's journal queues.
 const QUEUE: usize = 64;
 /// Journaled batches waiting for the placer thread.
 const PLACE_QUEUE: usize = 2;
+
+/// [`PLACE_QUEUE`], for the directory backend's tests.
+#[cfg(test)]
+pub(crate) const PLACE_QUEUE_FOR_TESTS: usize = PLACE_QUEUE;
 
 enum Msg {
     Write(Pending),
@@ -117,6 +124,9 @@ struct Shared {
     /// switched off, so the next open, or the journal coming back, replays
     /// it).
     unplaced: Mutex<HashMap<BlockHash, Bytes>>,
+    /// The placer found that files cannot be made unnamed and linked in
+    /// (no `O_TMPFILE`, no `/proc`): it names temporary files instead.
+    named_temps: AtomicBool,
     /// Folders the placer made without flushing their parent, since the
     /// last checkpoint.
     new_dirs: Mutex<HashSet<PathBuf>>,
@@ -244,6 +254,13 @@ impl Journal {
         lock(&self.shared.faults).placing = Some(errno);
     }
 
+    /// Makes the placer name its temporary files (as where unnamed files
+    /// cannot be linked in); answers whether it linked unnamed ones so far.
+    #[cfg(test)]
+    pub(crate) fn name_temps(&self) -> bool {
+        !self.shared.named_temps.swap(true, Ordering::SeqCst)
+    }
+
     /// Makes the journal's next flush fail with `errno`.
     #[cfg(test)]
     pub(crate) fn fail_next_flush(&self, errno: rustix::io::Errno) {
@@ -259,15 +276,66 @@ impl Journal {
 
     /// Stores a verified block: answered once it is durable and visible.
     pub(crate) async fn write(&self, hash: BlockHash, data: Bytes) -> Result<(), VolumeError> {
-        let (done, answer) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(stopped)?;
-        tx.send(Msg::Write((hash, data, done)))
-            .await
-            .map_err(|_| stopped())?;
+        let answer = self.send(vec![(hash, data)]).await?;
         answer
             .await
             .map_err(|_| stopped())?
             .map_err(VolumeError::Io)
+    }
+
+    /// Stores verified blocks, each answered as [`Journal::write`] would,
+    /// in order. They go to the journal thread in as few messages as fit
+    /// [`JOURNAL_BLOCK_MAX`] bytes each (so the queue's bound holds), all
+    /// queued before the first answer is awaited: a batch of small blocks
+    /// costs a few queue trips and answers, not one per block, and
+    /// usually one flush.
+    pub(crate) async fn write_many(
+        &self,
+        blocks: Vec<(BlockHash, Bytes)>,
+    ) -> Vec<Result<(), VolumeError>> {
+        let mut messages: Vec<(usize, Vec<(BlockHash, Bytes)>)> = Vec::new();
+        for (hash, data) in blocks {
+            match messages.last_mut() {
+                Some((bytes, m)) if *bytes + data.len() <= JOURNAL_BLOCK_MAX as usize => {
+                    *bytes += data.len();
+                    m.push((hash, data));
+                }
+                _ => messages.push((data.len(), vec![(hash, data)])),
+            }
+        }
+        let mut answers = Vec::with_capacity(messages.len());
+        for (_, message) in messages {
+            let n = message.len();
+            answers.push((n, self.send(message).await));
+        }
+        let mut out = Vec::new();
+        for (n, answer) in answers {
+            let result = match answer {
+                Ok(answer) => answer.await.map_err(|_| stopped()),
+                Err(e) => Err(e),
+            };
+            for _ in 0..n {
+                out.push(match &result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(VolumeError::Io(io::Error::new(e.kind(), e.to_string()))),
+                    Err(_) => Err(stopped()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Queues `blocks` as one message; the receiver of its answer.
+    async fn send(
+        &self,
+        blocks: Vec<(BlockHash, Bytes)>,
+    ) -> Result<oneshot::Receiver<io::Result<()>>, VolumeError> {
+        let (done, answer) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(Msg::Write((blocks, done)))
+            .await
+            .map_err(|_| stopped())?;
+        Ok(answer)
     }
 
     /// Whether `hash` was journaled since the last checkpoint.
@@ -342,7 +410,7 @@ fn stopped() -> VolumeError {
 
 /// Answers every write of `batch` with (a copy of) `e`.
 fn fail_all(batch: Vec<Pending>, e: &io::Error) {
-    for (_, _, done) in batch {
+    for (_, done) in batch {
         let _ = done.send(Err(io::Error::new(e.kind(), e.to_string())));
     }
 }
@@ -364,6 +432,9 @@ struct Writer {
     shared: Arc<Shared>,
     /// The placer thread's queue (set by `run`).
     placer: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// The root, for placing a batch on this thread when the placer's
+    /// queue is full (set by `run`; without it, this thread waits).
+    helper: Option<place::Root>,
 }
 
 impl Writer {
@@ -398,6 +469,7 @@ impl Writer {
             stripes,
             shared,
             placer: None,
+            helper: None,
         };
         if len < HEADER_LEN {
             w.write_header(1)?;
@@ -533,6 +605,11 @@ impl Writer {
             }
         };
         self.placer = Some(jobs);
+        self.helper = place::Root::open(self.root.clone())
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "the journal thread cannot help its placer"),
+            )
+            .ok();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = Vec::new();
             let mut checkpoints = Vec::new();
@@ -543,7 +620,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Write(w) => {
-                        bytes += RECORD_HEAD + w.1.len();
+                        bytes += w.0.iter().map(|b| RECORD_HEAD + b.1.len()).sum::<usize>();
                         batch.push(w);
                     }
                     Msg::Checkpoint(done) => {
@@ -612,17 +689,31 @@ impl Writer {
         let mut blocks = Vec::with_capacity(batch.len());
         {
             let mut unplaced = lock(&self.shared.unplaced);
-            for (hash, data, _) in &batch {
+            for (hash, data) in batch.iter().flat_map(|w| &w.0) {
                 unplaced.insert(*hash, data.clone());
             }
         }
-        for (hash, data, done) in batch {
+        for (written, done) in batch {
             let _ = done.send(Ok(()));
-            blocks.push((hash, data));
+            blocks.extend(written);
         }
-        let sent = match &self.placer {
-            Some(placer) => placer.send(Job::Place(blocks)).is_ok(),
-            None => false,
+        // When the placer is behind (its queue is full), this thread
+        // places the batch itself instead of waiting for a place in the
+        // queue: it would wait as long, and two threads place at once (at
+        // this thread's priority, not the placer's lower one). Blocks of
+        // the same hash placed by both at once are harmless: the second
+        // finds the name taken by identical content and touches it.
+        let sent = match (&self.placer, &self.helper) {
+            (Some(placer), Some(helper)) => match placer.try_send(Job::Place(blocks)) {
+                Ok(()) => true,
+                Err(std::sync::mpsc::TrySendError::Full(Job::Place(blocks))) => {
+                    place::place_batch(helper, &self.stripes, &self.shared, blocks);
+                    true
+                }
+                Err(_) => false,
+            },
+            (Some(placer), None) => placer.send(Job::Place(blocks)).is_ok(),
+            (None, _) => false,
         };
         if !sent {
             // Durable in the journal and readable from memory: the next
@@ -638,7 +729,7 @@ impl Writer {
             self.checkpoint()?;
         }
         let mut buf = Vec::with_capacity(bytes);
-        for (hash, data, _) in batch {
+        for (hash, data) in batch.iter().flat_map(|w| &w.0) {
             record::encode(&mut buf, self.generation, hash, data);
         }
         let records = buf.len() as u64;
@@ -664,7 +755,7 @@ impl Writer {
         }
         self.len = self.len.max(self.offset + buf.len() as u64);
         self.offset += records;
-        lock(&self.shared.pending).extend(batch.iter().map(|(h, _, _)| *h));
+        lock(&self.shared.pending).extend(batch.iter().flat_map(|w| w.0.iter().map(|b| b.0)));
         Ok(())
     }
 }

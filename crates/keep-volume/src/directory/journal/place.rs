@@ -3,9 +3,10 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use bytes::Bytes;
@@ -17,8 +18,9 @@ use tokio::sync::oneshot;
 use super::super::{Stripes, layout, set_times_now, xsum};
 use super::{Shared, lock};
 
-/// A write waiting to be journaled and answered.
-pub(crate) type Pending = (BlockHash, Bytes, oneshot::Sender<io::Result<()>>);
+/// Writes waiting to be journaled, answered together (one block for a
+/// plain write, a few for [`super::Journal::write_many`]).
+pub(crate) type Pending = (Vec<(BlockHash, Bytes)>, oneshot::Sender<io::Result<()>>);
 
 /// What the placer thread is asked to do.
 pub(crate) enum Job {
@@ -41,23 +43,33 @@ pub(crate) fn run(root: PathBuf, stripes: Arc<Stripes>, shared: Arc<Shared>, job
     };
     for job in jobs {
         match job {
-            Job::Place(batch) => {
-                for (hash, data) in batch {
-                    match place(&at, &stripes, &shared, &hash, &data) {
-                        Ok(()) => {
-                            lock(&shared.unplaced).remove(&hash);
-                        }
-                        // It stays readable from memory, and in the journal
-                        // for the next open.
-                        Err(e) => {
-                            tracing::error!(block = %hash, error = %e, "could not place a journaled block");
-                            shared.fail("placement", &e);
-                        }
-                    }
-                }
-            }
+            Job::Place(batch) => place_batch(&at, &stripes, &shared, batch),
             Job::Barrier(done) => {
                 let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Places each block of a journaled batch; a block placed is no longer
+/// served from memory. Run by the placer thread, and by the journal thread
+/// when the placer's queue is full (see `Writer::commit`).
+pub(crate) fn place_batch(
+    at: &Root,
+    stripes: &Stripes,
+    shared: &Shared,
+    batch: Vec<(BlockHash, Bytes)>,
+) {
+    for (hash, data) in batch {
+        match place(at, stripes, shared, &hash, &data) {
+            Ok(()) => {
+                lock(&shared.unplaced).remove(&hash);
+            }
+            // It stays readable from memory, and in the journal for the
+            // next open.
+            Err(e) => {
+                tracing::error!(block = %hash, error = %e, "could not place a journaled block");
+                shared.fail("placement", &e);
             }
         }
     }
@@ -83,13 +95,13 @@ fn yield_to_writes() {
 /// The volume's folder, opened once: the placer names each file relative
 /// to it, so a block's calls walk two path components instead of the
 /// whole root path.
-struct Root {
+pub(crate) struct Root {
     path: PathBuf,
     fd: OwnedFd,
 }
 
 impl Root {
-    fn open(path: PathBuf) -> io::Result<Root> {
+    pub(crate) fn open(path: PathBuf) -> io::Result<Root> {
         let fd = fs::open(
             &path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -146,8 +158,9 @@ fn create_temp<'a>(root: &'a Root, shared: &Shared, hash: &BlockHash) -> io::Res
     })
 }
 
-/// Places a journaled block's file without flushing it: a temporary file
-/// renamed into place if no file has the block's name. A file already
+/// Places a journaled block's file without flushing it: an unnamed file
+/// linked in ([`link_new`]; where that cannot be done, a temporary file
+/// renamed) if no file has the block's name. A file already
 /// holding these bytes is only touched (its mtime set to now), as a plain
 /// write of an existing block would do; any other file there is replaced.
 fn place(
@@ -161,27 +174,114 @@ fn place(
     if let Some(errno) = lock(&shared.faults).placing.take() {
         return Err(errno.into());
     }
-    let mut tmp = create_temp(root, shared, hash)?;
-    (&tmp.file).write_all(data)?;
-    xsum::keep(&tmp.file, hash, blake3::hash(data).as_bytes());
+    let sum = blake3::hash(data);
     let name = layout::block_rel(hash);
-    let _guard = stripes.lock(hash);
-    match fs::renameat_with(&root.fd, &tmp.name, &root.fd, &name, RenameFlags::NOREPLACE) {
-        Ok(()) => {
-            tmp.armed = false;
-            return Ok(());
+    let linked = if shared.named_temps.load(Ordering::Relaxed) {
+        Linked::Unsupported
+    } else {
+        link_new(root, stripes, shared, hash, data, &sum, &name)?
+    };
+    let named = |root| -> io::Result<Temp<'_>> {
+        let t = create_temp(root, shared, hash)?;
+        (&t.file).write_all(data)?;
+        xsum::keep(&t.file, hash, sum.as_bytes());
+        Ok(t)
+    };
+    let mut tmp = match linked {
+        Linked::Placed => return Ok(()),
+        Linked::Taken => None,
+        Linked::Unsupported => {
+            if !shared.named_temps.swap(true, Ordering::Relaxed) {
+                tracing::debug!(
+                    "no unnamed files here: the journal's placer names its temporary files"
+                );
+            }
+            Some(named(root)?)
         }
-        // Taken (or a file system without `RENAME_NOREPLACE`).
-        Err(Errno::EXIST | Errno::INVAL) => {}
-        Err(e) => return Err(e.into()),
+    };
+    let _guard = stripes.lock(hash);
+    if let Some(t) = &mut tmp {
+        match fs::renameat_with(&root.fd, &t.name, &root.fd, &name, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                t.armed = false;
+                return Ok(());
+            }
+            // Taken (or a file system without `RENAME_NOREPLACE`).
+            Err(Errno::EXIST | Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let path = root.path.join(&name);
     if holds(&path, data) && File::open(&path).and_then(|f| set_times_now(&f)).is_ok() {
         return Ok(());
     }
-    fs::renameat(&root.fd, &tmp.name, &root.fd, &name)?;
-    tmp.armed = false;
+    let mut t = match tmp {
+        Some(t) => t,
+        None => named(root)?,
+    };
+    fs::renameat(&root.fd, &t.name, &root.fd, &name)?;
+    t.armed = false;
     Ok(())
+}
+
+/// What [`link_new`] did.
+enum Linked {
+    /// The block's file is in place.
+    Placed,
+    /// A file has the block's name already; nothing was linked.
+    Taken,
+    /// This system cannot make unnamed files or link them in.
+    Unsupported,
+}
+
+/// Writes `data` (and its sum) into a new unnamed file in the block's
+/// folder (`O_TMPFILE`, making the folder if missing, as [`create_temp`]
+/// does) and links it in under `name` unless that is taken: the file
+/// appears whole at once, as a renamed temporary file does, for one
+/// directory entry instead of two and a rename. A crash before the link
+/// leaves nothing behind.
+fn link_new(
+    root: &Root,
+    stripes: &Stripes,
+    shared: &Shared,
+    hash: &BlockHash,
+    data: &[u8],
+    sum: &blake3::Hash,
+    name: &str,
+) -> io::Result<Linked> {
+    let dir = &name[..3];
+    let unnamed = || {
+        let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+        fs::openat(&root.fd, dir, flags, Mode::from_bits_truncate(0o666))
+    };
+    let fd = match unnamed() {
+        Err(Errno::NOENT) => {
+            lock(&shared.new_dirs).insert(root.path.join(dir));
+            match fs::mkdirat(&root.fd, dir, Mode::from_bits_truncate(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            unnamed()
+        }
+        other => other,
+    };
+    let fd = match fd {
+        Ok(fd) => fd,
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(Linked::Unsupported),
+        Err(e) => return Err(e.into()),
+    };
+    let file = File::from(fd);
+    (&file).write_all(data)?;
+    xsum::keep(&file, hash, sum.as_bytes());
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let _guard = stripes.lock(hash);
+    match fs::linkat(fs::CWD, &proc_path, &root.fd, name, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(Linked::Placed),
+        Err(Errno::EXIST) => Ok(Linked::Taken),
+        // No `/proc`, or not allowed to link this way.
+        Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) => Ok(Linked::Unsupported),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether the file at `path` holds exactly `data`.
