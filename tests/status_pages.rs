@@ -198,9 +198,9 @@ fn both_nodes_show_up_in_the_browser_and_a_killed_one_goes_down_within_a_heartbe
 
 /// A signed announcement of a node that is not there, with a hostile
 /// nickname.
-fn announce_hostile(intro: &str, uuid: &str, nickname: &str, withdrawn: bool) {
+fn announce_hostile(intro: &str, service: &str, uuid: &str, nickname: &str, withdrawn: bool) {
     let signed = Announcement {
-        service: UPLOAD_STORAGE.into(),
+        service: service.into(),
         uuid: uuid.into(),
         url: "http://127.0.0.1:9".into(),
         nickname: nickname.into(),
@@ -225,26 +225,9 @@ fn what_announcements_carry_shows_as_text_on_both_pages() {
     let c = Cluster::start(tmp.path(), 1, "");
     let evil = "<script>document.title='owned'</script><img src=x>";
     let ghost = "zzzzz-bi6l4-0000000000ghost";
-    announce_hostile(&c.intro.url, ghost, evil, false);
+    announce_hostile(&c.intro.url, UPLOAD_STORAGE, ghost, evil, false);
     // Also offered as a download service, so the node takes it as a peer.
-    let signed = Announcement {
-        service: DOWNLOAD_STORAGE.into(),
-        uuid: ghost.into(),
-        url: "http://127.0.0.1:9".into(),
-        nickname: evil.into(),
-        version: "0.0.1".into(),
-        seqnum: 1,
-        nonce: new_nonce(),
-        withdrawn: false,
-    }
-    .sign(&ClusterKey::new(CLUSTER_KEY).unwrap());
-    let r = Client::new(&c.intro.url).call(
-        "POST",
-        "/v1/announce",
-        Some(&serde_json::to_vec(&signed).unwrap()),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    announce_hostile(&c.intro.url, DOWNLOAD_STORAGE, ghost, evil, false);
 
     let page = dom(&c.intro.url);
     let escaped = "&lt;script&gt;document.title='owned'&lt;/script&gt;&lt;img src=x&gt;";
@@ -306,7 +289,7 @@ fn what_announcements_carry_shows_as_text_on_both_pages() {
     );
 
     // A withdrawal shows as such.
-    announce_hostile(&c.intro.url, ghost, evil, true);
+    announce_hostile(&c.intro.url, UPLOAD_STORAGE, ghost, evil, true);
     let page = dom(&c.intro.url);
     let row = &page[page
         .find(&format!("id=\"upload_storage-{ghost}\""))

@@ -42,7 +42,7 @@ fn body(r: &NodeReport) -> Markup {
         (traffic_section(r))
         (cluster_section(r))
         @if let Some(sync) = &r.pullsync { (pullsync_section(sync)) }
-        (volumes_section(&r.volumes))
+        (volumes_section(&r.volumes, when(r.generated_at)))
         (work_section(r))
     }
 }
@@ -227,8 +227,7 @@ fn volume_health(v: &VolumeReport, now: SystemTime) -> Markup {
     }
 }
 
-fn volumes_section(volumes: &[VolumeReport]) -> Markup {
-    let now = SystemTime::now();
+fn volumes_section(volumes: &[VolumeReport], now: SystemTime) -> Markup {
     html! {
         section #volumes {
             h2 { "Volumes" }
